@@ -1,0 +1,34 @@
+"""facescan: facial attribute recognition with compact specialist models and vision-language models.
+
+>>> import facescan
+>>> result = facescan.analyze("group.jpg", attributes="age,gender,emotion")
+>>> [f.attributes["age"].label for f in result.faces]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+__all__ = ["analyze", "Analyzer", "load_backend", "ImageResult", "__version__"]
+
+if TYPE_CHECKING:
+    from facescan.backends.base import load_backend
+    from facescan.pipeline import Analyzer, analyze
+    from facescan.schema import ImageResult
+
+_LAZY = {
+    "analyze": "facescan.pipeline",
+    "Analyzer": "facescan.pipeline",
+    "load_backend": "facescan.backends.base",
+    "ImageResult": "facescan.schema",
+}
+
+
+def __getattr__(name: str):
+    # Imported on first use so `import facescan` stays fast and light.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'facescan' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Attribute backends: built-in ONNX models, local transformers VLMs and API VLMs."""

@@ -1,0 +1,82 @@
+"""The built-in backend: facescan's own ONNX models, run batched with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from facescan.backends.base import FaceInput
+from facescan.backends.builtin_model import ModelSpec, prepare_input
+from facescan.schema import AttributePrediction
+
+MODEL_FILES = ("fairface.onnx", "emotion.onnx")
+
+
+def models_dir() -> Path:
+    """The folder of the ONNX models shipped in the package."""
+    return Path(str(resources.files("facescan") / "models"))
+
+
+@dataclass
+class _Model:
+    spec: ModelSpec
+    session: object
+    model_id: str
+
+
+class BuiltinBackend:
+    """Age, gender and race from one multi-task CNN; emotion from a second one.
+
+    Only the models (and output heads) serving the requested attributes are run.
+    """
+
+    name = "builtin"
+
+    def __init__(self, folder: str | Path | None = None, batch_size: int = 64, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.folder = Path(folder) if folder else models_dir()
+        self.batch_size = batch_size
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self._models: list[_Model] = []
+        for file in MODEL_FILES:
+            path = self.folder / file
+            if not path.exists():
+                raise FileNotFoundError(f"built-in model {path} is missing; reinstall facescan or retrain it "
+                                        "with `facescan train builtin`")
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            meta = session.get_modelmeta().custom_metadata_map
+            spec = ModelSpec(**json.loads(meta["facescan_spec"]))
+            self._models.append(_Model(spec, session, f"{spec.name}@{meta.get('facescan_version', 'dev')}"))
+
+    def supported_attributes(self) -> tuple[str, ...]:
+        return tuple(a for m in self._models for a in m.spec.outputs)
+
+    def predict(self, faces: Sequence[FaceInput], attributes: Sequence[str]) -> list[dict[str, AttributePrediction]]:
+        """Distributions for every requested attribute of every face, in batches."""
+        unknown = set(attributes) - set(self.supported_attributes())
+        if unknown:
+            raise ValueError(f"builtin backend cannot predict {', '.join(sorted(unknown))}")
+        results: list[dict[str, AttributePrediction]] = [{} for _ in faces]
+        for model in self._models:
+            wanted = [a for a in model.spec.outputs if a in attributes]
+            if not wanted or not faces:
+                continue
+            for start in range(0, len(faces), self.batch_size):
+                chunk = faces[start : start + self.batch_size]
+                batch = np.stack([prepare_input(f.chip, model.spec, f.padding) for f in chunk])
+                batch = batch.transpose(0, 3, 1, 2).astype(np.float32)
+                outputs = model.session.run(wanted, {"pixels": batch})
+                for attr, probs in zip(wanted, outputs):
+                    for i, p in enumerate(probs):
+                        results[start + i][attr] = AttributePrediction.from_probabilities(
+                            attr, model.spec.outputs[attr], p.tolist(), self.name, model.model_id
+                        )
+        return [{a: r[a] for a in attributes if a in r} for r in results]

@@ -1,0 +1,181 @@
+"""The ``facescan`` command line (Typer)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from facescan import taxonomy
+
+app = typer.Typer(help="Facial attribute recognition: age group, gender, race and emotion.", no_args_is_help=True,
+                  add_completion=False)
+train_app = typer.Typer(help="Train facescan's models.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _format_attr(a) -> str:
+    if not a.valid:
+        return f"[red]invalid[/red] ({escape(a.error)})" if a.error else "[red]invalid[/red]"
+    return f"{taxonomy.label_set(a.label_set).pretty(a.label)} [dim]{a.score:.2f}[/dim]"
+
+
+def _print_result(result, attributes) -> None:
+    if result.error:
+        err_console.print(f"[red]✗[/red] {escape(result.error)}")
+        return
+    title = f"{escape(result.source)} — {len(result.faces)} face{'s' if len(result.faces) != 1 else ''}"
+    if not result.faces:
+        console.print(f"[yellow]•[/yellow] {title}")
+        return
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("box (x, y, w, h)")
+    table.add_column("det", justify="right")
+    for a in attributes:
+        table.add_column(a)
+    for f in result.faces:
+        box = f"{f.box.x:.0f}, {f.box.y:.0f}, {f.box.width:.0f}, {f.box.height:.0f}"
+        cells = [_format_attr(f.attributes[a]) if a in f.attributes else "–" for a in attributes]
+        table.add_row(str(f.index), box, f"{f.score:.2f}", *cells)
+    console.print(table)
+
+
+def _annotate_path(out: Path, source: str, multiple: bool) -> Path:
+    if not multiple and out.suffix:
+        return out
+    name = Path(source).stem + ".annotated.jpg"
+    return out / name
+
+
+@app.command()
+def analyze(
+    inputs: list[Path] = typer.Argument(..., help="Photos and/or folders of photos."),
+    attributes: str = typer.Option("age,gender,emotion", "--attributes", "-a",
+                                   help="Comma-separated: age, gender, race, emotion. Race only when asked for."),
+    backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
+    detector: str = typer.Option("mediapipe", "--detector", help="mediapipe, mediapipe:short, mediapipe:full, haar."),
+    crops: bool = typer.Option(False, "--crops", help="Each input is one already-cropped face (no detection)."),
+    crop_padding: float = typer.Option(0.25, "--crop-padding", help="Margin of --crops inputs, in face widths."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as a JSON array."),
+    jsonl_out: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON line per image."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV row per face."),
+    parquet_out: Optional[Path] = typer.Option(None, "--parquet", help="Write one Parquet row per face."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Draw boxes and labels: a file, or a folder."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Threads loading and detecting images."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on the terminal."),
+) -> None:
+    """Detect faces and recognize their attributes."""
+    from facescan import schema
+    from facescan.imageio import expand_inputs
+    from facescan.pipeline import Analyzer
+
+    try:
+        analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
+                            crop_padding=crop_padding)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        err_console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    files = expand_inputs(inputs)
+    if not files:
+        err_console.print("[red]error:[/red] no input files found")
+        raise typer.Exit(2)
+    show_table = not quiet and len(files) <= 50
+    results = []
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, disable=len(files) < 2 or not sys.stderr.isatty()) as progress:
+        task = progress.add_task("analyzing", total=len(files))
+        for result in analyzer.analyze_many(files, workers=workers):
+            results.append(result)
+            progress.advance(task)
+            if show_table:
+                _print_result(result, analyzer.attributes)
+            elif result.error:
+                err_console.print(f"[red]✗[/red] {escape(result.error)}")
+            if annotate and result.ok:
+                out = _annotate_path(annotate, result.source, len(files) > 1)
+                from facescan.annotate import save_annotated
+
+                save_annotated(result.source, result, out)
+    for path, writer in ((json_out, schema.write_json), (jsonl_out, schema.write_jsonl), (csv_out, schema.write_csv),
+                         (parquet_out, schema.write_parquet)):
+        if path:
+            writer(results, path)
+    failed = [r for r in results if r.error]
+    n_faces = sum(len(r.faces) for r in results)
+    summary = f"{len(results)} image(s), {n_faces} face(s), {len(failed)} failed"
+    err_console.print(summary)
+    if failed:
+        err_console.print("[red]failed:[/red]")
+        for r in failed:
+            err_console.print(f"  {escape(r.error)}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """List backend kinds, detectors and label sets."""
+    from facescan.backends.base import BACKENDS
+    from facescan.detect import DETECTORS
+
+    table = Table(title="backends")
+    for col in ("spec", "attributes", "description"):
+        table.add_column(col)
+    for kind in BACKENDS.values():
+        table.add_row(kind.kind, ", ".join(kind.attributes), kind.description)
+    console.print(table)
+    console.print("detectors: " + ", ".join(DETECTORS))
+    labels = Table(title="label sets")
+    for col in ("name", "attribute", "labels"):
+        labels.add_column(col)
+    for ls in taxonomy.LABEL_SETS.values():
+        labels.add_row(ls.name, ls.attribute, ", ".join(ls.labels))
+    console.print(labels)
+
+
+@train_app.command("builtin")
+def train_builtin(
+    task: str = typer.Argument(..., help="fairface (age, gender, race) or fer2013 (emotion)."),
+    data: Path = typer.Argument(..., help="Dataset folder in its official layout."),
+    out: Path = typer.Option(Path("models-out"), "--out", help="Folder for the exported ONNX model."),
+    cache: Path = typer.Option(Path.home() / ".cache" / "facescan", "--cache", help="Decoded-image cache."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epoch count."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (the recipe's 1 is bit-exact)."),
+) -> None:
+    """Train a built-in model with its seeded recipe and export it to ONNX (needs the train extra)."""
+    from dataclasses import replace
+
+    try:
+        from facescan.train import builtin
+    except ImportError as e:
+        err_console.print(f"[red]error:[/red] training needs the train extra (pip install 'facescan[train]'): {e}")
+        raise typer.Exit(2) from None
+    if task not in builtin.TASKS:
+        err_console.print(f"[red]error:[/red] task must be one of {', '.join(builtin.TASKS)}")
+        raise typer.Exit(2)
+    cfg = replace(builtin.DEFAULT_CONFIGS[task], seed=seed)
+    if threads:
+        cfg = replace(cfg, threads=threads)
+    if epochs:
+        cfg = replace(cfg, epochs=epochs)
+    path = builtin.train(task, data, out, cache, cfg, run_dir=out / f"run_{task}")
+    console.print(f"exported {path}")
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""MediaPipe face detection (BlazeFace), whose models ship inside the mediapipe 0.10.x wheels."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+
+import numpy as np
+
+from facescan.detect.base import Detection
+
+_MODELS = {"short": 0, "full": 1}
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide the TFLite/absl start-up chatter that MediaPipe's C++ writes straight to fd 2.
+
+    Python's logging cannot reach it (it bypasses sys.stderr), so the descriptor is
+    redirected for the duration of graph start-up only.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+class MediaPipeDetector:
+    """BlazeFace short- or full-range model, with six keypoints per face.
+
+    ``range="auto"`` (default) runs the full-range model, which finds the small faces of group
+    photos, and falls back to the short-range model for close-ups it misses.
+    """
+
+    def __init__(self, range: str = "auto", min_score: float = 0.5):
+        if range not in ("auto", "short", "full"):
+            raise ValueError(f"mediapipe detector range must be auto, short or full, not {range!r}")
+        import mediapipe as mp
+
+        self.name = f"mediapipe:{range}"
+        self.range = range
+        self.min_score = min_score
+        self._mp = mp
+        self._graphs: dict[str, object] = {}
+        # A MediaPipe graph processes one image at a time.
+        self._lock = threading.Lock()
+
+    def _run(self, which: str, image: np.ndarray) -> list[Detection]:
+        with self._lock:
+            if which not in self._graphs:
+                with _native_stderr_silenced():
+                    graph = self._mp.solutions.face_detection.FaceDetection(
+                        model_selection=_MODELS[which], min_detection_confidence=self.min_score
+                    )
+                    graph.process(np.zeros((64, 64, 3), np.uint8))  # start-up happens on the first frame
+                self._graphs[which] = graph
+            result = self._graphs[which].process(image)
+        h, w = image.shape[:2]
+        faces = []
+        for d in result.detections or []:
+            bb = d.location_data.relative_bounding_box
+            x0, y0 = max(0.0, bb.xmin * w), max(0.0, bb.ymin * h)
+            x1, y1 = min(float(w), (bb.xmin + bb.width) * w), min(float(h), (bb.ymin + bb.height) * h)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            kps = np.array([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints], np.float32)
+            faces.append(Detection(box=(x0, y0, x1 - x0, y1 - y0), score=float(d.score[0]), keypoints=kps))
+        return faces
+
+    def _run_tiles(self, image: np.ndarray) -> list[Detection]:
+        """Short-range model over overlapping half-size tiles: finds a face that fills too little of a
+        large photo for either model, or is turned too far for the full-range one."""
+        h, w = image.shape[:2]
+        tile = min(h, w) // 2
+        if tile < 200:
+            return []
+        stride = tile // 2
+        faces = []
+        for y0 in sorted({*range(0, h - tile + 1, stride), h - tile}):
+            for x0 in sorted({*range(0, w - tile + 1, stride), w - tile}):
+                for d in self._run("short", np.ascontiguousarray(image[y0 : y0 + tile, x0 : x0 + tile])):
+                    x, y, bw, bh = d.box
+                    d.box = (x + x0, y + y0, bw, bh)
+                    d.keypoints = d.keypoints + np.array([x0, y0], np.float32)
+                    faces.append(d)
+        return _non_max_suppression(faces, 0.3)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 image, highest score first."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("MediaPipe wants an RGB image (H x W x 3)")
+        image = np.ascontiguousarray(image)
+        if self.range == "auto":
+            faces = self._run("full", image) or self._run("short", image) or self._run_tiles(image)
+        else:
+            faces = self._run(self.range, image)
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw, ih = max(0.0, min(ax1, bx1) - max(a[0], b[0])), max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+
+
+def _non_max_suppression(faces: list[Detection], threshold: float) -> list[Detection]:
+    kept: list[Detection] = []
+    for f in sorted(faces, key=lambda f: -f.score):
+        if all(_iou(f.box, k.box) < threshold for k in kept):
+            kept.append(f)
+    return kept

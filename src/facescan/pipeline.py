@@ -1,0 +1,171 @@
+"""The one analysis pipeline: load → detect → align → backend → results.
+
+The CLI, the Python API and later the service and evaluation all run this ``Analyzer``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facescan import crops, taxonomy
+from facescan.backends.base import Backend, FaceInput, load_backend
+from facescan.detect import Detector, create_detector
+from facescan.imageio import ImageLoadError, ImageSource, describe_source, expand_inputs, load_image
+from facescan.schema import Box, Face, ImageResult
+
+DEFAULT_ATTRIBUTES = ("age", "gender", "emotion")  # race only when asked for
+CHIP_SIZE = 224
+
+
+def parse_attributes(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"age,gender"`` or a list → validated attribute names (default: age, gender, emotion)."""
+    if text is None:
+        return DEFAULT_ATTRIBUTES
+    items = [a.strip().lower() for a in (text.split(",") if isinstance(text, str) else text) if a.strip()]
+    if not items:
+        raise ValueError("no attributes given")
+    bad = [a for a in items if a not in taxonomy.ATTRIBUTES]
+    if bad:
+        raise ValueError(f"unknown attribute(s) {', '.join(bad)}; choose from {', '.join(taxonomy.ATTRIBUTES)}")
+    return tuple(dict.fromkeys(items))
+
+
+@dataclass
+class _Pending:
+    result: ImageResult
+    inputs: list[FaceInput] = field(default_factory=list)
+    started: float = 0.0
+
+
+class Analyzer:
+    """Owns a detector and a backend and turns images into :class:`ImageResult` records.
+
+    ``crops=True`` treats every input as one already-cropped face framed with
+    ``crop_padding`` (0.25 for FairFace-style chips) and skips detection.
+    """
+
+    def __init__(self, backend: str | Backend = "builtin", detector: str | Detector = "mediapipe",
+                 attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
+                 min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32):
+        self.attributes = parse_attributes(attributes)
+        self.backend = load_backend(backend) if isinstance(backend, str) else backend
+        missing = set(self.attributes) - set(self.backend.supported_attributes())
+        if missing:
+            raise ValueError(f"backend {self.backend.name} cannot predict {', '.join(sorted(missing))}")
+        self.crops = crops
+        self.crop_padding = crop_padding
+        self.detector = None if crops else (create_detector(detector) if isinstance(detector, str) else detector)
+        self.min_face_size = min_face_size
+        self.max_faces = max_faces
+        self.batch_images = batch_images
+
+    # -- stage 1: load and detect (runs in worker threads) --------------------------------
+    def _prepare(self, source: ImageSource) -> _Pending:
+        started = time.perf_counter()
+        name = describe_source(source)
+        detector = None if self.crops else self.detector.name
+        result = ImageResult(source=name, detector=detector, backend=self.backend.name)
+        pending = _Pending(result, started=started)
+        try:
+            image = load_image(source, name=name)
+        except ImageLoadError as e:
+            result.error = str(e)
+            return pending
+        result.width, result.height = image.original_size
+        pixels = image.pixels
+        inv = 1.0 / image.scale
+        if self.crops:
+            h, w = pixels.shape[:2]
+            side = min(h, w)
+            chip = crops.center_crop(pixels, side)
+            face_w = side / (1 + 2 * self.crop_padding)
+            off = (side - face_w) / 2
+            box = ((w - side) / 2 + off, (h - side) / 2 + off, face_w, face_w)
+            result.faces.append(Face(index=0, box=Box(x=box[0] * inv, y=box[1] * inv, width=box[2] * inv,
+                                                      height=box[3] * inv), score=1.0))
+            pending.inputs.append(FaceInput(chip=chip, padding=self.crop_padding, image=pixels, box=box))
+            return pending
+        try:
+            detections = self.detector.detect(pixels)
+        except Exception as e:  # a detector failure is this image's error, not the batch's
+            result.error = f"{name}: face detection failed: {e}"
+            return pending
+        detections = [d for d in detections if min(d.box[2], d.box[3]) >= self.min_face_size]
+        if self.max_faces:
+            detections = detections[: self.max_faces]
+        # report faces left to right, top to bottom, so indices are stable and readable
+        detections.sort(key=lambda d: (d.box[0] + d.box[2] / 2, d.box[1]))
+        for i, d in enumerate(detections):
+            if d.keypoints is not None and len(d.keypoints) >= 4:
+                try:
+                    chip = crops.align(pixels, d.keypoints[:4], CHIP_SIZE)
+                except ValueError:
+                    chip = crops.box_chip(pixels, d.box, crops.CHIP_PADDING, CHIP_SIZE)
+            else:
+                chip = crops.box_chip(pixels, d.box, crops.CHIP_PADDING, CHIP_SIZE)
+            kps = None if d.keypoints is None else [(float(x) * inv, float(y) * inv) for x, y in d.keypoints]
+            x, y, w, h = d.box
+            result.faces.append(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv, height=h * inv),
+                                     score=d.score, keypoints=kps))
+            pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=pixels, box=d.box))
+        return pending
+
+    # -- stage 2: one backend call for the faces of many images ---------------------------
+    def _predict(self, batch: list[_Pending]) -> None:
+        inputs = [fi for p in batch for fi in p.inputs]
+        if not inputs:
+            return
+        try:
+            predictions = self.backend.predict(inputs, self.attributes)
+        except Exception as e:
+            for p in batch:
+                if p.inputs:
+                    p.result.error = f"{p.result.source}: backend {self.backend.name} failed: {e}"
+            return
+        k = 0
+        for p in batch:
+            for face in p.result.faces:
+                face.attributes = predictions[k]
+                k += 1
+
+    def analyze(self, source: ImageSource) -> ImageResult:
+        """Analyze one image (path, bytes, array or PIL image)."""
+        return next(self.analyze_many([source]))
+
+    def analyze_many(self, sources: Iterable[ImageSource], workers: int = 1,
+                     on_result: Callable[[ImageResult], None] | None = None) -> Iterator[ImageResult]:
+        """Analyze many images in input order; a bad input yields a result with ``error`` set."""
+        sources = iter(sources)
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            while True:
+                chunk = [s for _, s in zip(range(self.batch_images), sources)]
+                if not chunk:
+                    break
+                pending = list(pool.map(self._prepare, chunk)) if pool else [self._prepare(s) for s in chunk]
+                self._predict(pending)
+                for p in pending:
+                    p.result.seconds = round(time.perf_counter() - p.started, 4)
+                    if on_result:
+                        on_result(p.result)
+                    yield p.result
+        finally:
+            if pool:
+                pool.shutdown()
+
+
+def analyze(images: ImageSource | Sequence[ImageSource], attributes: str | Sequence[str] | None = None,
+            backend: str = "builtin", detector: str = "mediapipe", crops: bool = False,
+            workers: int = 1) -> ImageResult | list[ImageResult]:
+    """Analyze one image (returns an :class:`ImageResult`), or a list of images or a folder (returns a list)."""
+    analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops)
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        images = expand_inputs([images])
+    if isinstance(images, (list, tuple)):
+        return list(analyzer.analyze_many(images, workers=workers))
+    return analyzer.analyze(images)
+

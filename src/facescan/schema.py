@@ -1,0 +1,175 @@
+"""Result records (image → faces → attributes) and their JSON, JSONL, CSV and Parquet writers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from facescan import taxonomy
+
+
+class AttributePrediction(BaseModel):
+    """One attribute of one face: a distribution over a label set, and its top label.
+
+    ``label`` is None when the prediction is invalid (a VLM answer that maps to no label,
+    or a backend error); ``error`` then says why. Probabilities always cover every label
+    of ``label_set`` and sum to 1 when valid.
+    """
+
+    attribute: str
+    label: str | None
+    label_set: str
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    backend: str
+    model: str
+    raw: str | None = None
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.label is not None
+
+    @property
+    def score(self) -> float | None:
+        """Probability of the top label."""
+        return self.probabilities.get(self.label) if self.label is not None else None
+
+    @classmethod
+    def from_probabilities(cls, attribute: str, label_set: str, probs: Sequence[float], backend: str, model: str,
+                           raw: str | None = None) -> AttributePrediction:
+        """Build from a probability vector ordered like the label set."""
+        labels = taxonomy.label_set(label_set).labels
+        if len(probs) != len(labels):
+            raise ValueError(f"{len(probs)} probabilities for {len(labels)} labels of {label_set}")
+        total = float(sum(probs))
+        dist = {lab: float(p) / total for lab, p in zip(labels, probs)}
+        top = max(dist, key=dist.__getitem__)
+        return cls(attribute=attribute, label=top, label_set=label_set, probabilities=dist, backend=backend,
+                   model=model, raw=raw)
+
+    @classmethod
+    def invalid(cls, attribute: str, label_set: str, backend: str, model: str, error: str,
+                raw: str | None = None) -> AttributePrediction:
+        """A prediction that produced no label."""
+        return cls(attribute=attribute, label=None, label_set=label_set, backend=backend, model=model, raw=raw,
+                   error=error)
+
+
+class Box(BaseModel):
+    """Axis-aligned face box in original-image pixels."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class Face(BaseModel):
+    """One detected (or given) face."""
+
+    index: int
+    box: Box
+    score: float
+    keypoints: list[tuple[float, float]] | None = None
+    attributes: dict[str, AttributePrediction] = Field(default_factory=dict)
+
+
+class ImageResult(BaseModel):
+    """Everything facescan found in one input; ``error`` is set when the input could not be analyzed."""
+
+    source: str
+    width: int | None = None
+    height: int | None = None
+    faces: list[Face] = Field(default_factory=list)
+    error: str | None = None
+    detector: str | None = None
+    backend: str | None = None
+    seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# ------------------------------------------------------------------------------- tables
+def result_rows(results: Iterable[ImageResult]) -> list[dict]:
+    """Flatten results into one row per face (one row per image without faces, so nothing is lost)."""
+    rows = []
+    for r in results:
+        base = {"source": r.source, "image_width": r.width, "image_height": r.height, "error": r.error,
+                "detector": r.detector, "backend": r.backend}
+        if not r.faces:
+            rows.append({**base, "face": None})
+            continue
+        for f in r.faces:
+            row = {**base, "face": f.index, "x": f.box.x, "y": f.box.y, "w": f.box.width, "h": f.box.height,
+                   "face_score": f.score}
+            for name, a in f.attributes.items():
+                row[name] = a.label
+                row[f"{name}_score"] = a.score
+                row[f"{name}_model"] = a.model
+                if a.error:
+                    row[f"{name}_error"] = a.error
+                if a.raw is not None:
+                    row[f"{name}_raw"] = a.raw
+                for label, p in a.probabilities.items():
+                    row[f"{name}_p_{label}"] = p
+            rows.append(row)
+    return rows
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    cols: dict[str, None] = {}
+    for row in rows:
+        cols.update(dict.fromkeys(row))
+    return list(cols)
+
+
+def write_json(results: Sequence[ImageResult], path: str | Path) -> None:
+    """All results as one JSON array."""
+    Path(path).write_text(json.dumps([r.model_dump(mode="json") for r in results], indent=2), encoding="utf-8")
+
+
+def write_jsonl(results: Iterable[ImageResult], path: str | Path) -> None:
+    """One JSON object per line, one line per image."""
+    with Path(path).open("w", encoding="utf-8") as f:
+        for r in results:
+            f.write(r.model_dump_json() + "\n")
+
+
+def write_csv(results: Iterable[ImageResult], path: str | Path) -> None:
+    """One row per face (see :func:`result_rows`)."""
+    rows = result_rows(results)
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=_columns(rows))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_parquet(results: Iterable[ImageResult], path: str | Path) -> None:
+    """One row per face, as Parquet (needs pyarrow)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = result_rows(results)
+    cols = _columns(rows)
+    table = pa.Table.from_pylist([{c: row.get(c) for c in cols} for row in rows])
+    pq.write_table(table, str(path))
+
+
+def read_jsonl(path: str | Path) -> list[ImageResult]:
+    """Read results written by :func:`write_jsonl`."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [ImageResult.model_validate_json(line) for line in lines if line.strip()]
+
+
+def read_json(path: str | Path) -> list[ImageResult]:
+    """Read results written by :func:`write_json`."""
+    return [ImageResult.model_validate(d) for d in json.loads(Path(path).read_text(encoding="utf-8"))]
+
+
+WRITERS = {"json": write_json, "jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}

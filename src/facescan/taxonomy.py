@@ -1,0 +1,267 @@
+"""Every label set facescan knows, and the mappings between them.
+
+This module is the only place where label strings are spelled. Datasets, backends,
+parsers and reports convert through the functions here, so a label set used in one
+place is the same everywhere.
+
+Canonical labels are lowercase identifiers (``"east_asian"``, ``"20-29"``, ``"happy"``).
+Official dataset spellings (FairFace's ``"East Asian"``, ``"more than 70"``…) are accepted
+as aliases by :func:`canonical`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+ATTRIBUTES: tuple[str, ...] = ("age", "gender", "race", "emotion")
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """An ordered, named set of labels for one attribute."""
+
+    name: str
+    attribute: str
+    labels: tuple[str, ...]
+    description: str = ""
+    display: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"label set {self.name!r} has duplicate labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __contains__(self, label: object) -> bool:
+        return label in self.labels
+
+    def index(self, label: str) -> int:
+        """Position of ``label`` (canonical or alias) in this set."""
+        return self.labels.index(canonical(self, label))
+
+    def pretty(self, label: str) -> str:
+        """Human-readable spelling of a canonical label."""
+        return self.display.get(label, label.replace("_", " "))
+
+
+# --- gender -------------------------------------------------------------------------------
+GENDER = LabelSet("gender", "gender", ("male", "female"), "binary gender as annotated in FairFace and UTKFace")
+
+# --- race ---------------------------------------------------------------------------------
+RACE_FAIRFACE7 = LabelSet(
+    "race7",
+    "race",
+    ("white", "black", "latino_hispanic", "east_asian", "southeast_asian", "indian", "middle_eastern"),
+    "FairFace's 7 race groups",
+    {"latino_hispanic": "Latino/Hispanic", "east_asian": "East Asian", "southeast_asian": "Southeast Asian",
+     "middle_eastern": "Middle Eastern"},
+)
+RACE_FAIRFACE4 = LabelSet(
+    "race4", "race", ("white", "black", "asian", "indian"), "FairFace's 4-group view (White, Black, Asian, Indian)"
+)
+RACE_PAPER6 = LabelSet(
+    "race6",
+    "race",
+    ("white", "black", "latino_hispanic", "asian", "indian", "middle_eastern"),
+    "the VLM paper's view: FairFace with East and Southeast Asian merged into Asian",
+)
+RACE_UTKFACE5 = LabelSet(
+    "race5_utk", "race", ("white", "black", "asian", "indian", "others"), "UTKFace's 5 races (0-4 in file names)"
+)
+
+# --- age ----------------------------------------------------------------------------------
+AGE_FAIRFACE9 = LabelSet(
+    "age9", "age", ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"),
+    "FairFace's 9 age groups",
+)
+AGE_PAPER5 = LabelSet("age5", "age", ("0-9", "10-19", "20-39", "40-59", "60+"), "the VLM paper's 5 age groups")
+
+# Inclusive lower bounds of each group, used to bin exact ages.
+_AGE_BOUNDS: dict[str, tuple[int, ...]] = {
+    "age9": (0, 3, 10, 20, 30, 40, 50, 60, 70),
+    "age5": (0, 10, 20, 40, 60),
+}
+
+# --- emotion ------------------------------------------------------------------------------
+EMOTION_FER7 = LabelSet(
+    "fer7", "emotion", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), "FER2013's 7 emotions"
+)
+EMOTION_AFFECTNET8 = LabelSet(
+    "affectnet8",
+    "emotion",
+    ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt"),
+    "AffectNet's 8 expressions (official index order 0-7)",
+)
+EMOTION_RAFDB7 = LabelSet(
+    "rafdb7",
+    "emotion",
+    ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral"),
+    "RAF-DB basic's 7 expressions (official index order 1-7)",
+)
+
+LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            GENDER, RACE_FAIRFACE7, RACE_FAIRFACE4, RACE_PAPER6, RACE_UTKFACE5,
+            AGE_FAIRFACE9, AGE_PAPER5, EMOTION_FER7, EMOTION_AFFECTNET8, EMOTION_RAFDB7,
+        )
+    }
+)
+
+#: The label set each attribute uses unless a dataset or backend says otherwise.
+DEFAULT_LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType(
+    {"age": AGE_FAIRFACE9, "gender": GENDER, "race": RACE_FAIRFACE7, "emotion": EMOTION_FER7}
+)
+
+# Official dataset spellings and common variants → canonical label, per attribute.
+_ALIASES: dict[str, dict[str, str]] = {
+    "gender": {"m": "male", "man": "male", "f": "female", "woman": "female"},
+    "race": {
+        "latino hispanic": "latino_hispanic", "latino": "latino_hispanic", "hispanic": "latino_hispanic",
+        "latino/hispanic": "latino_hispanic", "east asian": "east_asian", "southeast asian": "southeast_asian",
+        "middle eastern": "middle_eastern", "other": "others",
+    },
+    "age": {"more than 70": "70+", "70-130": "70+", "60-130": "60+", "60 and over": "60+"},
+    "emotion": {
+        "anger": "angry", "disgusted": "disgust", "fearful": "fear", "happiness": "happy", "sadness": "sad",
+        "surprised": "surprise", "neutrality": "neutral",
+    },
+}
+
+
+def label_set(name_or_set: str | LabelSet) -> LabelSet:
+    """Look up a label set by name (``"race7"``) or attribute (``"race"`` → its default)."""
+    if isinstance(name_or_set, LabelSet):
+        return name_or_set
+    if name_or_set in LABEL_SETS:
+        return LABEL_SETS[name_or_set]
+    if name_or_set in DEFAULT_LABEL_SETS:
+        return DEFAULT_LABEL_SETS[name_or_set]
+    known = ", ".join([*DEFAULT_LABEL_SETS, *LABEL_SETS])
+    raise KeyError(f"unknown label set {name_or_set!r}; known: {known}")
+
+
+def canonical(labels: str | LabelSet, value: str) -> str:
+    """Return the canonical spelling of ``value`` in ``labels``, accepting official aliases.
+
+    Raises ``ValueError`` when ``value`` is not a label of the set.
+    """
+    ls = label_set(labels)
+    key = str(value).strip()
+    low = key.lower()
+    candidates = [low, low.replace(" ", "_"), _ALIASES.get(ls.attribute, {}).get(low, "")]
+    for c in candidates:
+        if c in ls.labels:
+            return c
+    raise ValueError(f"{value!r} is not a label of {ls.name} ({', '.join(ls.labels)})")
+
+
+def age_to_group(age: float, labels: str | LabelSet = AGE_FAIRFACE9) -> str:
+    """Bin an exact age in years into a group of ``labels`` (``age9`` or ``age5``)."""
+    ls = label_set(labels)
+    if ls.name not in _AGE_BOUNDS:
+        raise ValueError(f"{ls.name} is not an age-group label set")
+    if age < 0:
+        raise ValueError(f"age must be non-negative, got {age}")
+    bounds = _AGE_BOUNDS[ls.name]
+    idx = max(i for i, lo in enumerate(bounds) if age >= lo)
+    return ls.labels[idx]
+
+
+def age_group_range(group: str, labels: str | LabelSet = AGE_FAIRFACE9) -> tuple[int, int | None]:
+    """Inclusive ``(low, high)`` years of an age group; ``high`` is None for the open top group."""
+    ls = label_set(labels)
+    bounds = _AGE_BOUNDS[ls.name]
+    i = ls.index(group)
+    return bounds[i], (bounds[i + 1] - 1 if i + 1 < len(bounds) else None)
+
+
+def age_group_midpoint(group: str, labels: str | LabelSet = AGE_FAIRFACE9) -> float:
+    """A representative age for a group (used for MAE against exact ages)."""
+    lo, hi = age_group_range(group, labels)
+    return (lo + hi) / 2 if hi is not None else lo + 5.0
+
+
+# --- mappings between label sets -----------------------------------------------------------
+# Each mapping sends every label of the source set to one label of the target set (or None
+# when the target has no equivalent: that item is then left out of a comparison, never guessed).
+_MAPPINGS: dict[tuple[str, str], dict[str, str | None]] = {
+    ("age9", "age5"): {
+        "0-2": "0-9", "3-9": "0-9", "10-19": "10-19", "20-29": "20-39", "30-39": "20-39",
+        "40-49": "40-59", "50-59": "40-59", "60-69": "60+", "70+": "60+",
+    },
+    ("race7", "race4"): {
+        "white": "white", "black": "black", "east_asian": "asian", "southeast_asian": "asian", "indian": "indian",
+        "latino_hispanic": None, "middle_eastern": None,
+    },
+    ("race7", "race6"): {
+        "white": "white", "black": "black", "latino_hispanic": "latino_hispanic", "east_asian": "asian",
+        "southeast_asian": "asian", "indian": "indian", "middle_eastern": "middle_eastern",
+    },
+    ("race7", "race5_utk"): {
+        "white": "white", "black": "black", "east_asian": "asian", "southeast_asian": "asian", "indian": "indian",
+        "latino_hispanic": "others", "middle_eastern": "others",
+    },
+    ("race6", "race5_utk"): {
+        "white": "white", "black": "black", "asian": "asian", "indian": "indian",
+        "latino_hispanic": "others", "middle_eastern": "others",
+    },
+    ("race6", "race4"): {
+        "white": "white", "black": "black", "asian": "asian", "indian": "indian",
+        "latino_hispanic": None, "middle_eastern": None,
+    },
+    ("affectnet8", "fer7"): {
+        "neutral": "neutral", "happy": "happy", "sad": "sad", "surprise": "surprise", "fear": "fear",
+        "disgust": "disgust", "angry": "angry", "contempt": None,
+    },
+    ("fer7", "rafdb7"): {e: e for e in EMOTION_FER7.labels},
+    ("rafdb7", "fer7"): {e: e for e in EMOTION_RAFDB7.labels},
+    ("fer7", "affectnet8"): {e: e for e in EMOTION_FER7.labels},
+    ("rafdb7", "affectnet8"): {e: e for e in EMOTION_RAFDB7.labels},
+}
+
+
+def has_mapping(source: str | LabelSet, target: str | LabelSet) -> bool:
+    """Whether labels of ``source`` can be converted to ``target``."""
+    s, t = label_set(source).name, label_set(target).name
+    return s == t or (s, t) in _MAPPINGS
+
+
+def map_label(label: str, source: str | LabelSet, target: str | LabelSet) -> str | None:
+    """Convert one label between label sets; None where the target has no equivalent."""
+    s, t = label_set(source), label_set(target)
+    label = canonical(s, label)
+    if s.name == t.name:
+        return label
+    try:
+        return _MAPPINGS[(s.name, t.name)][label]
+    except KeyError:
+        raise ValueError(f"no mapping from {s.name} to {t.name}") from None
+
+
+def map_distribution(probs: Mapping[str, float], source: str | LabelSet, target: str | LabelSet) -> dict[str, float]:
+    """Convert a probability distribution between label sets by summing merged labels.
+
+    Mass on labels with no equivalent in ``target`` is dropped and the rest renormalized;
+    if no mass is left, the result is uniform over ``target``.
+    """
+    t = label_set(target)
+    out = dict.fromkeys(t.labels, 0.0)
+    for label, p in probs.items():
+        dest = map_label(label, source, t)
+        if dest is not None:
+            out[dest] += float(p)
+    total = sum(out.values())
+    if total <= 0:
+        return {k: 1.0 / len(t) for k in t.labels}
+    return {k: v / total for k, v in out.items()}
+
+
+def mappable_sets(source: str | LabelSet) -> list[str]:
+    """Names of the label sets ``source`` converts to (itself included)."""
+    s = label_set(source).name
+    return [s] + [t for (a, t) in _MAPPINGS if a == s]

@@ -1,0 +1,1 @@
+"""Training recipes: the built-in CNNs (``builtin``)."""

@@ -1,0 +1,347 @@
+"""Train the built-in CNNs and export them to ONNX.
+
+Two tasks: ``fairface`` (one network, three heads: age group, gender, race) and ``fer2013``
+(emotion). One seeded command reproduces the shipped weights::
+
+    facescan train builtin fairface ../shared/data/fairface --out src/facescan/models
+    facescan train builtin fer2013  ../shared/data/fer2013  --out src/facescan/models
+
+Images are decoded once into a uint8 cache (``--cache``); augmentation runs on whole
+batches in torch, so no data-loader workers are needed on a small CPU.
+Needs the ``train`` extra (torch, onnx).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facescan import __version__, taxonomy
+from facescan.backends.builtin_model import ModelSpec, prepare_input
+from facescan.imageio import load_image
+
+TASKS: dict[str, ModelSpec] = {
+    "fairface": ModelSpec(
+        name="facescan-fairface-resnet", file="fairface.onnx", input_padding=0.25, resize=72, crop=64,
+        channels=3, outputs={"age": "age9", "gender": "gender", "race": "race7"},
+    ),
+    # FER2013's crops are framed like FairFace chips: MediaPipe's face box spans 86% of a
+    # FER image and 85% of a FairFace chip (measured on 600 / 300 val images).
+    "fer2013": ModelSpec(
+        name="facescan-fer-resnet", file="emotion.onnx", input_padding=0.25, resize=48, crop=48,
+        channels=1, outputs={"emotion": "fer7"},
+    ),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (recorded in the model card)."""
+
+    task: str
+    epochs: int
+    widths: tuple[int, ...]
+    blocks: tuple[int, ...]
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    seed: int = 0
+    threads: int = 1  # results are bit-reproducible for a given thread count
+    train_pad: int = 4
+    random_erasing: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+DEFAULT_CONFIGS = {
+    "fairface": TrainConfig("fairface", epochs=30, widths=(32, 64, 128, 256), blocks=(1, 2, 2, 1)),
+    "fer2013": TrainConfig("fer2013", epochs=30, widths=(48, 96, 192, 384), blocks=(1, 1, 2, 1), random_erasing=0.5),
+}
+
+
+# ------------------------------------------------------------------------------- data cache
+def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progress: bool = True) -> dict:
+    """Decode a split once into uint8 arrays at the model's ``resize`` size (cached as .npz)."""
+    from facescan.datasets import open_dataset
+
+    spec = TASKS[task]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{task}_{split}_{spec.resize}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    samples = open_dataset(f"{task}:{data_root}", split)
+    images = np.zeros((len(samples), spec.resize, spec.resize, spec.channels), np.uint8)
+    labels = {a: np.zeros(len(samples), np.int64) for a in spec.outputs}
+    iterator = samples
+    if progress:
+        from rich.progress import track
+
+        iterator = track(samples, description=f"decode {task}/{split}")
+    for i, s in enumerate(iterator):
+        img = prepare_input(load_image(s.path).pixels, spec, padding_in=spec.input_padding, crop=False)
+        images[i] = img.reshape(spec.resize, spec.resize, spec.channels)
+        for a, set_name in spec.outputs.items():
+            labels[a][i] = taxonomy.label_set(set_name).index(s.labels[a])
+    data = {"images": images, **{f"y_{a}": v for a, v in labels.items()}}
+    np.savez(path, **data)
+    return data
+
+
+# ------------------------------------------------------------------------------- model
+def build_network(spec: ModelSpec, widths, blocks):
+    """A small ResNet (basic blocks, batch norm) with one linear head per attribute."""
+    import torch
+    from torch import nn
+
+    def conv_bn(cin, cout, stride):
+        conv = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.a = conv_bn(cin, cout, stride)
+            self.b = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+            self.skip = (
+                nn.Identity() if cin == cout and stride == 1
+                else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            )
+
+        def forward(self, x):
+            return torch.relu(self.b(self.a(x)) + self.skip(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [conv_bn(spec.channels, widths[0], 2)]
+            cin = widths[0]
+            for stage, (cout, n) in enumerate(zip(widths, blocks)):
+                for k in range(n):
+                    layers.append(Block(cin, cout, 2 if (k == 0 and stage > 0) else 1))
+                    cin = cout
+            self.features = nn.Sequential(*layers)
+            self.dropout = nn.Dropout(0.2)
+            self.heads = nn.ModuleDict(
+                {a: nn.Linear(cin, len(taxonomy.label_set(s))) for a, s in spec.outputs.items()}
+            )
+            # Inputs arrive as 0..255 pixels; normalization is part of the exported graph.
+            self.register_buffer("mean", torch.full((1, spec.channels, 1, 1), 127.5))
+            self.register_buffer("scale", torch.full((1, spec.channels, 1, 1), 1 / 64.0))
+
+        def forward(self, x):
+            x = (x - self.mean) * self.scale
+            f = self.features(x).mean((2, 3))
+            f = self.dropout(f)
+            return {a: head(f) for a, head in self.heads.items()}
+
+    return Net()
+
+
+class _Exportable:
+    """Wraps the net so the ONNX graph outputs flip-averaged probabilities, one tensor per attribute."""
+
+    def __new__(cls, net, names):
+        import torch
+
+        class Probs(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                # test-time augmentation: average the image and its mirror image
+                out, flipped = self.net(x), self.net(torch.flip(x, dims=[3]))
+                return tuple((torch.softmax(out[a], 1) + torch.softmax(flipped[a], 1)) / 2 for a in names)
+
+        return Probs()
+
+
+# ------------------------------------------------------------------------------- augmentation
+def augment(x, pad: int, erasing: float, color: bool, generator):
+    """Random crop (reflect-padded), horizontal flip, brightness/contrast jitter, random erasing."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    if pad:
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    # one random offset per image, gathered with unfold-free indexing
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (oy[:, None] + torch.arange(h)[None]).view(n, 1, h, 1).expand(n, c, h, x.shape[3])
+    x = torch.gather(x, 2, rows)
+    cols = (ox[:, None] + torch.arange(w)[None]).view(n, 1, 1, w).expand(n, c, h, w)
+    x = torch.gather(x, 3, cols)
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
+    if color:
+        b = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.4 * 255
+        k = 1 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.5
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = ((x - mean) * k + mean + b).clamp(0, 255)
+        if c == 3:
+            gray = torch.rand(n, generator=generator) < 0.1
+            x = torch.where(gray.view(n, 1, 1, 1), x.mean(1, keepdim=True).expand_as(x), x)
+    if erasing > 0:
+        er = torch.rand(n, generator=generator) < erasing
+        eh = (torch.rand(n, generator=generator) * 0.3 + 0.1) * h
+        ew = (torch.rand(n, generator=generator) * 0.3 + 0.1) * w
+        ey = torch.rand(n, generator=generator) * (h - eh)
+        ex = torch.rand(n, generator=generator) * (w - ew)
+        yy = torch.arange(h).view(1, h, 1)
+        xx = torch.arange(w).view(1, 1, w)
+        mask = (
+            (yy >= ey.view(n, 1, 1)) & (yy < (ey + eh).view(n, 1, 1))
+            & (xx >= ex.view(n, 1, 1)) & (xx < (ex + ew).view(n, 1, 1)) & er.view(n, 1, 1)
+        )
+        noise = torch.rand(x.shape, generator=generator) * 255
+        x = torch.where(mask.unsqueeze(1), noise, x)
+    return x
+
+
+# ------------------------------------------------------------------------------- training
+def _center(x, crop):
+    off = (x.shape[2] - crop) // 2
+    return x[:, :, off : off + crop, off : off + crop]
+
+
+def _to_tensor(images):
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
+
+
+def evaluate_net(net, images, labels: dict, spec: ModelSpec, batch_size=512) -> dict[str, float]:
+    """Top-1 accuracy per head on a cached split (development monitoring only)."""
+    import torch
+
+    net.eval()
+    correct = {a: 0 for a in spec.outputs}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for i in range(0, len(images), batch_size):
+            x = _center(_to_tensor(images[i : i + batch_size]), spec.crop)
+            out = net(x)
+            for a in spec.outputs:
+                correct[a] += int((out[a].float().argmax(1).numpy() == labels[a][i : i + batch_size]).sum())
+    return {a: c / len(images) for a, c in correct.items()}
+
+
+def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: TrainConfig | None = None,
+          val_split: str | None = "val", run_dir: Path | None = None, stop_after: int | None = None) -> Path:
+    """Train one built-in model, export it to ``out_dir/<spec.file>`` and return that path.
+
+    Each epoch checkpoints to ``run_dir``; a later call with the same config resumes there.
+    ``stop_after`` ends this call after that many epochs in total (a deliberate interruption).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cfg = config or DEFAULT_CONFIGS[task]
+    spec = TASKS[task]
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    run_dir = run_dir or (cache_dir / f"run_{task}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = build_cache(task, data_root, "train", cache_dir)
+    images = data["images"]
+    labels = {a: data[f"y_{a}"] for a in spec.outputs}
+    val = None
+    if val_split:
+        vd = build_cache(task, data_root, val_split, cache_dir)
+        val = (vd["images"], {a: vd[f"y_{a}"] for a in spec.outputs})
+
+    net = build_network(spec, cfg.widths, cfg.blocks).to(memory_format=torch.channels_last)
+    decay, no_decay = [], []
+    for p in net.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        lr=cfg.lr, momentum=0.9, nesterov=True,
+    )
+    steps_per_epoch = len(images) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    warmup = steps_per_epoch
+
+    def lr_at(step):
+        if step < warmup:
+            return cfg.lr * (step + 1) / warmup
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    ckpt = run_dir / "checkpoint.pt"
+    start_epoch, history = 0, []
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["torch_rng"])  # dropout continues as if never interrupted
+        start_epoch, history = state["epoch"], state["history"]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        # data order depends only on (seed, epoch), so a resumed run sees the same batches
+        if stop_after is not None and epoch >= stop_after:
+            return ckpt
+        perm = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(images))
+        gen.manual_seed(cfg.seed * 1000 + epoch)
+        net.train()
+        t0, loss_sum = time.time(), 0.0
+        for b in range(steps_per_epoch):
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = _to_tensor(images[idx])
+            x = augment(x, cfg.train_pad, cfg.random_erasing, color=True, generator=gen)
+            x = _center(x, spec.crop).contiguous(memory_format=torch.channels_last)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = net(x)
+            loss = sum(
+                F.cross_entropy(out[a].float(), torch.from_numpy(labels[a][idx]), label_smoothing=cfg.label_smoothing)
+                for a in spec.outputs
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach())
+            step += 1
+        record = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": time.time() - t0}
+        if val is not None and ((epoch + 1) % 5 == 0 or epoch + 1 == cfg.epochs):
+            record["val"] = evaluate_net(net, val[0], val[1], spec)
+        history.append(record)
+        print(json.dumps(record), flush=True)
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "history": history,
+                    "torch_rng": torch.get_rng_state()}, ckpt)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / spec.file
+    export_onnx(net, spec, out_path, {"config": asdict(cfg), "history": history})
+    return out_path
+
+
+def export_onnx(net, spec: ModelSpec, path: Path, training_info: dict) -> None:
+    """Export to ONNX (dynamic batch, probabilities out) with the spec stored as metadata."""
+    import onnx
+    import torch
+
+    net = net.eval().float()
+    names = list(spec.outputs)
+    wrapped = _Exportable(net, names)
+    dummy = torch.zeros(2, spec.channels, spec.crop, spec.crop)
+    torch.onnx.export(
+        wrapped, (dummy,), str(path), input_names=["pixels"], output_names=names,
+        dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=17, dynamo=False,
+    )
+    model = onnx.load(str(path))
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "facescan_spec", json.dumps(asdict(spec))
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "facescan_training", json.dumps(training_info)
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "facescan_version", __version__
+    onnx.save(model, str(path))

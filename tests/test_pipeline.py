@@ -1,0 +1,127 @@
+"""The Python API and the built-in backend."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facescan
+from facescan import taxonomy
+from facescan.backends.base import FaceInput, load_backend
+from facescan.backends.builtin import MODEL_FILES, models_dir
+from facescan.pipeline import Analyzer, parse_attributes
+
+
+def test_shipped_models_fit_the_size_budget_and_have_cards():
+    total = sum((models_dir() / f).stat().st_size for f in MODEL_FILES)
+    assert total <= 25 * 1024 * 1024
+    for f in MODEL_FILES:
+        assert (models_dir() / f).with_suffix(".md").exists(), f"{f} needs a model card"
+
+
+def test_builtin_outputs_full_distributions_over_taxonomy_labels():
+    backend = load_backend("builtin")
+    rng = np.random.default_rng(0)
+    faces = [FaceInput(chip=rng.integers(0, 255, (s, s, 3), dtype=np.uint8), padding=0.25) for s in (224, 128, 48)]
+    preds = backend.predict(faces, ["age", "gender", "race", "emotion"])
+    assert len(preds) == 3
+    for p in preds:
+        for attr, pred in p.items():
+            assert list(pred.probabilities) == list(taxonomy.DEFAULT_LABEL_SETS[attr].labels)
+            assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+            assert pred.label == max(pred.probabilities, key=pred.probabilities.get)
+
+
+def test_batching_does_not_change_predictions():
+    backend = load_backend("builtin")
+    rng = np.random.default_rng(1)
+    faces = [FaceInput(chip=rng.integers(0, 255, (96, 96, 3), dtype=np.uint8), padding=0.25) for _ in range(5)]
+    together = backend.predict(faces, ["age", "emotion"])
+    alone = [backend.predict([f], ["age", "emotion"])[0] for f in faces]
+    for a, b in zip(together, alone):
+        for attr in ("age", "emotion"):
+            assert a[attr].probabilities == pytest.approx(b[attr].probabilities, abs=1e-5)
+
+
+def test_only_requested_attributes_are_returned():
+    backend = load_backend("builtin")
+    face = FaceInput(chip=np.zeros((64, 64, 3), np.uint8), padding=0.25)
+    assert list(backend.predict([face], ["gender"])[0]) == ["gender"]
+    with pytest.raises(ValueError):
+        backend.predict([face], ["hair"])
+
+
+def test_parse_attributes():
+    assert parse_attributes(None) == ("age", "gender", "emotion")
+    assert parse_attributes("race, age,race") == ("race", "age")
+    with pytest.raises(ValueError, match="unknown attribute"):
+        parse_attributes("age,height")
+
+
+def test_api_accepts_arrays_bytes_and_lists_and_keeps_order(tmp_path):
+    gray = np.full((80, 80), 128, np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, "PNG")
+    results = facescan.analyze([gray, buf.getvalue(), tmp_path / "missing.jpg", b"junk"], crops=True)
+    assert [r.ok for r in results] == [True, True, False, False]
+    assert "file not found" in results[2].error and "not a recognized image format" in results[3].error
+    assert all(len(r.faces) == 1 for r in results[:2])
+
+
+def test_workers_give_the_same_results_in_the_same_order(tmp_path):
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    analyzer = Analyzer(crops=True, batch_images=4)
+    one = list(analyzer.analyze_many(paths, workers=1))
+    two = list(analyzer.analyze_many(paths, workers=3))
+    assert [r.source for r in two] == [str(p) for p in paths]
+    for a, b in zip(one, two):
+        assert a.faces[0].attributes["age"].probabilities == pytest.approx(b.faces[0].attributes["age"].probabilities)
+
+
+@pytest.mark.data
+def test_boxes_are_in_original_coordinates_when_downscaled(photos, monkeypatch):
+    from facescan import imageio
+
+    analyzer = Analyzer(attributes="gender")
+    full = analyzer.analyze(photos / "multi_face.jpg")
+    monkeypatch.setattr(imageio, "MAX_SIDE", 500)
+    monkeypatch.setattr("facescan.pipeline.load_image",
+                        lambda src, name=None: imageio.load_image(src, max_side=500, name=name))
+    small = analyzer.analyze(photos / "multi_face.jpg")
+    assert (small.width, small.height) == (full.width, full.height)
+    assert len(small.faces) == len(full.faces) == 5
+    for a, b in zip(full.faces, small.faces):
+        assert abs(a.box.x - b.box.x) < 0.05 * a.box.width and abs(a.box.width - b.box.width) < 0.1 * a.box.width
+
+
+
+
+def test_analyze_opens_no_network_connection(tmp_path):
+    """Run the CLI under strace and check it never connects to an IP address."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    from .badinputs import gradient
+
+    img = tmp_path / "g.png"
+    gradient(300, 300).save(img)
+    log = tmp_path / "trace"
+    proc = subprocess.run(
+        ["strace", "-f", "-e", "trace=connect", "-o", str(log), sys.executable, "-m", "facescan.cli", "analyze",
+         str(img), "-a", "age,gender,race,emotion"],
+        capture_output=True, text=True, timeout=120,
+    )
+    if proc.returncode != 0 and "ptrace" in proc.stderr:
+        pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    inet = [line for line in log.read_text().splitlines() if "AF_INET" in line]
+    assert inet == [], inet

@@ -1,0 +1,88 @@
+"""The built-in training recipe on a tiny generated FairFace-layout dataset (needs torch)."""
+
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch", reason="training tests need the train extra (torch)")
+pytest.importorskip("onnx", reason="training tests need the train extra (onnx)")
+
+from facescan.train import builtin  # noqa: E402
+
+
+def _fairface_fixture(root, n=48):
+    """Images whose colour encodes the gender label, in FairFace's layout and official spellings."""
+    rng = np.random.default_rng(0)
+    (root / "train").mkdir(parents=True)
+    (root / "val").mkdir()
+    ages = ["0-2", "20-29", "more than 70"]
+    races = ["White", "East Asian", "Latino_Hispanic"]
+    for split, count in (("train", n), ("val", 12)):
+        with (root / f"fairface_label_{split}.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "age", "gender", "race", "service_test"])
+            for i in range(count):
+                male = i % 2 == 0
+                img = rng.integers(0, 60, (40, 40, 3), dtype=np.uint8)
+                img[..., 0 if male else 2] += 180
+                Image.fromarray(img).save(root / split / f"{i}.jpg")
+                w.writerow([f"{split}/{i}.jpg", ages[i % 3], "Male" if male else "Female", races[i % 3], "TRUE"])
+    return root
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    data = _fairface_fixture(tmp_path / "ff")
+    cfg = replace(builtin.DEFAULT_CONFIGS["fairface"], epochs=2, widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1),
+                  batch_size=16, threads=1)
+    return data, cfg, tmp_path
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=False)["net"]
+
+
+def test_training_exports_a_model_the_backend_loads(tiny):
+    data, cfg, tmp = tiny
+    out = builtin.train("fairface", data, tmp / "out", tmp / "cache", cfg, run_dir=tmp / "run")
+    assert out.name == "fairface.onnx"
+    import shutil
+
+    from facescan.backends.builtin import BuiltinBackend, models_dir
+
+    shutil.copy(models_dir() / "emotion.onnx", tmp / "out" / "emotion.onnx")
+    backend = BuiltinBackend(tmp / "out")
+    from facescan.backends.base import FaceInput
+
+    pred = backend.predict([FaceInput(chip=np.zeros((40, 40, 3), np.uint8), padding=0.25)], ["gender", "race"])[0]
+    assert sum(pred["race"].probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    history = torch.load(tmp / "run" / "checkpoint.pt", weights_only=False)["history"]
+    assert [h["epoch"] for h in history] == [1, 2] and "val" in history[-1]
+
+
+def test_same_seed_same_weights_and_resume_continues_identically(tiny):
+    data, cfg, tmp = tiny
+    builtin.train("fairface", data, tmp / "a", tmp / "cache", cfg, run_dir=tmp / "run_a")
+    # interrupted after epoch 1, then resumed from its checkpoint
+    builtin.train("fairface", data, tmp / "b", tmp / "cache", cfg, run_dir=tmp / "run_b", stop_after=1)
+    assert torch.load(tmp / "run_b" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert not (tmp / "b" / "fairface.onnx").exists()
+    builtin.train("fairface", data, tmp / "b", tmp / "cache", cfg, run_dir=tmp / "run_b")
+    a, b = _weights(tmp / "run_a"), _weights(tmp / "run_b")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    other = builtin.train("fairface", data, tmp / "c", tmp / "cache", replace(cfg, seed=1), run_dir=tmp / "run_c")
+    assert other.exists()
+    c = _weights(tmp / "run_c")
+    assert any(not torch.allclose(a[k].float(), c[k].float()) for k in a if a[k].is_floating_point())
+
+
+def test_augmentation_keeps_shape_and_range():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 3, 20, 20) * 255
+    y = builtin.augment(x, pad=2, erasing=0.5, color=True, generator=g)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255
+    assert not torch.equal(x, y)
