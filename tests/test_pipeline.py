@@ -125,3 +125,20 @@ def test_analyze_opens_no_network_connection(tmp_path):
     assert proc.returncode == 0, proc.stderr
     inet = [line for line in log.read_text().splitlines() if "AF_INET" in line]
     assert inet == [], inet
+
+
+def test_built_in_path_does_not_import_torch(tmp_path):
+    """`import facescan` and a built-in analysis stay light: no torch, no transformers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, facescan\n"
+        "r = facescan.analyze(np.zeros((120, 120, 3), np.uint8), attributes='age,gender,race,emotion')\n"
+        "assert r.ok, r.error\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'tensorflow') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "heavy: []" in out.stdout

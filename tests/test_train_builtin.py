@@ -86,3 +86,35 @@ def test_augmentation_keeps_shape_and_range():
     y = builtin.augment(x, pad=2, erasing=0.5, color=True, generator=g)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255
     assert not torch.equal(x, y)
+
+
+def test_ensemble_members_train_with_their_own_seeds(tiny):
+    data, cfg, tmp = tiny
+    out = builtin.train("fairface", data, tmp / "out", tmp / "cache", replace(cfg, members=2, epochs=1),
+                        run_dir=tmp / "run")
+    import json
+
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    histories = json.loads(meta["facescan_training"])["history"]
+    assert [h[0]["seed"] for h in histories] == [0, 1]
+    a, b = _weights(tmp / "run"), _weights(tmp / "run" / "member1")
+    assert not torch.allclose(a["features.0.0.weight"], b["features.0.0.weight"])
+
+
+def test_fp16_weight_storage_halves_the_file_and_keeps_outputs(tmp_path):
+    import onnxruntime as ort
+
+    spec = builtin.TASKS["fairface"]
+    torch.manual_seed(0)
+    net = builtin.build_network(spec, (16, 32, 64, 64), (1, 1, 1, 1))
+    builtin.export_onnx(net, spec, tmp_path / "a.onnx", {}, fp16_weights=False)
+    builtin.export_onnx(net, spec, tmp_path / "b.onnx", {}, fp16_weights=True)
+    assert (tmp_path / "b.onnx").stat().st_size < 0.6 * (tmp_path / "a.onnx").stat().st_size
+    x = np.random.default_rng(0).uniform(0, 255, (4, 3, spec.crop, spec.crop)).astype(np.float32)
+    a = ort.InferenceSession(str(tmp_path / "a.onnx")).run(None, {"pixels": x})
+    b = ort.InferenceSession(str(tmp_path / "b.onnx")).run(None, {"pixels": x})
+    for pa, pb in zip(a, b):
+        assert np.abs(pa - pb).max() < 2e-3
+        assert np.allclose(pb.sum(1), 1, atol=1e-5)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ class TrainConfig:
     threads: int = 1  # results are bit-reproducible for a given thread count
     train_pad: int = 4
     random_erasing: float = 0.0
-    extra: dict = field(default_factory=dict)
+    members: int = 1  # ensemble size: members are trained with seeds seed, seed+1, …
 
 
 DEFAULT_CONFIGS = {
@@ -143,20 +143,21 @@ def build_network(spec: ModelSpec, widths, blocks):
 
 
 class _Exportable:
-    """Wraps the net so the ONNX graph outputs flip-averaged probabilities, one tensor per attribute."""
+    """Wraps the nets so the ONNX graph outputs probabilities averaged over the ensemble members
+    and over each image and its mirror image, one tensor per attribute."""
 
-    def __new__(cls, net, names):
+    def __new__(cls, nets, names):
         import torch
 
         class Probs(torch.nn.Module):
             def __init__(self):
                 super().__init__()
-                self.net = net
+                self.nets = torch.nn.ModuleList(nets)
 
             def forward(self, x):
-                # test-time augmentation: average the image and its mirror image
-                out, flipped = self.net(x), self.net(torch.flip(x, dims=[3]))
-                return tuple((torch.softmax(out[a], 1) + torch.softmax(flipped[a], 1)) / 2 for a in names)
+                views = (x, torch.flip(x, dims=[3]))
+                outs = [net(v) for net in self.nets for v in views]
+                return tuple(sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names)
 
         return Probs()
 
@@ -235,19 +236,19 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
           val_split: str | None = "val", run_dir: Path | None = None, stop_after: int | None = None) -> Path:
     """Train one built-in model, export it to ``out_dir/<spec.file>`` and return that path.
 
-    Each epoch checkpoints to ``run_dir``; a later call with the same config resumes there.
-    ``stop_after`` ends this call after that many epochs in total (a deliberate interruption).
+    With ``config.members > 1`` the recipe trains that many networks (seeds ``seed``,
+    ``seed + 1``, …) one after another and exports their average. Each epoch checkpoints to
+    ``run_dir`` (member k > 0 to ``run_dir/member<k>``); a later call with the same config
+    resumes there. ``stop_after`` ends the call after that many epochs of the member being
+    trained (a deliberate interruption), returning its checkpoint path.
     """
     import torch
-    import torch.nn.functional as F
 
     cfg = config or DEFAULT_CONFIGS[task]
     spec = TASKS[task]
-    torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     run_dir = run_dir or (cache_dir / f"run_{task}")
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     data = build_cache(task, data_root, "train", cache_dir)
     images = data["images"]
@@ -257,6 +258,28 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         vd = build_cache(task, data_root, val_split, cache_dir)
         val = (vd["images"], {a: vd[f"y_{a}"] for a in spec.outputs})
 
+    nets, histories = [], []
+    for k in range(cfg.members):
+        member_dir = run_dir if k == 0 else run_dir / f"member{k}"
+        net, history, done = _train_member(spec, cfg, cfg.seed + k, images, labels, val, member_dir, stop_after)
+        if not done:
+            return member_dir / "checkpoint.pt"
+        nets.append(net)
+        histories.append(history)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / spec.file
+    export_onnx(nets, spec, out_path, {"config": asdict(cfg), "history": histories})
+    return out_path
+
+
+def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, val, run_dir: Path,
+                  stop_after: int | None):
+    """SGD + cosine schedule for one network; returns (net, history, finished)."""
+    import torch
+    import torch.nn.functional as F
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
     net = build_network(spec, cfg.widths, cfg.blocks).to(memory_format=torch.channels_last)
     decay, no_decay = [], []
     for p in net.parameters():
@@ -280,16 +303,17 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         state = torch.load(ckpt, weights_only=False)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
-        torch.set_rng_state(state["torch_rng"])  # dropout continues as if never interrupted
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])  # dropout continues as if never interrupted
         start_epoch, history = state["epoch"], state["history"]
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
-        # data order depends only on (seed, epoch), so a resumed run sees the same batches
         if stop_after is not None and epoch >= stop_after:
-            return ckpt
-        perm = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(images))
-        gen.manual_seed(cfg.seed * 1000 + epoch)
+            return net, history, False
+        # data order and augmentation depend only on (seed, epoch): a resumed run sees the same batches
+        perm = np.random.default_rng(seed * 1000 + epoch).permutation(len(images))
+        gen.manual_seed(seed * 1000 + epoch)
         net.train()
         t0, loss_sum = time.time(), 0.0
         for b in range(steps_per_epoch):
@@ -310,34 +334,32 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
             opt.step()
             loss_sum += float(loss.detach())
             step += 1
-        record = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": time.time() - t0}
+        record = {"seed": seed, "epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "seconds": time.time() - t0}
         if val is not None and ((epoch + 1) % 5 == 0 or epoch + 1 == cfg.epochs):
             record["val"] = evaluate_net(net, val[0], val[1], spec)
         history.append(record)
         print(json.dumps(record), flush=True)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "history": history,
                     "torch_rng": torch.get_rng_state()}, ckpt)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out_path = out_dir / spec.file
-    export_onnx(net, spec, out_path, {"config": asdict(cfg), "history": history})
-    return out_path
+    return net, history, True
 
 
-def export_onnx(net, spec: ModelSpec, path: Path, training_info: dict) -> None:
-    """Export to ONNX (dynamic batch, probabilities out) with the spec stored as metadata."""
+def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, fp16_weights: bool = True) -> None:
+    """Export one net or a list of nets (averaged) to ONNX, probabilities out, spec stored as metadata."""
     import onnx
     import torch
 
-    net = net.eval().float()
+    nets = [n.eval().float() for n in (nets if isinstance(nets, (list, tuple)) else [nets])]
     names = list(spec.outputs)
-    wrapped = _Exportable(net, names)
+    wrapped = _Exportable(nets, names)
     dummy = torch.zeros(2, spec.channels, spec.crop, spec.crop)
     torch.onnx.export(
         wrapped, (dummy,), str(path), input_names=["pixels"], output_names=names,
         dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=17, dynamo=False,
     )
     model = onnx.load(str(path))
+    if fp16_weights:
+        _store_weights_as_fp16(model)
     meta = model.metadata_props.add()
     meta.key, meta.value = "facescan_spec", json.dumps(asdict(spec))
     meta = model.metadata_props.add()
@@ -345,3 +367,27 @@ def export_onnx(net, spec: ModelSpec, path: Path, training_info: dict) -> None:
     meta = model.metadata_props.add()
     meta.key, meta.value = "facescan_version", __version__
     onnx.save(model, str(path))
+
+
+def _store_weights_as_fp16(model, min_size: int = 1024) -> None:
+    """Halve the file: large float32 initializers are stored as float16 and cast back on load.
+
+    onnxruntime folds the Cast nodes into float32 constants when it builds the session, so
+    inference still runs in float32. Written here because the float16 converters we know
+    (onnxconverter-common, onnxruntime.transformers) switch the computation itself to float16,
+    which the CPU provider runs slowly or not at all.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < min_size:
+            continue
+        weights = numpy_helper.to_array(init)
+        half = numpy_helper.from_array(weights.astype(np.float16), init.name + "_fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    for i, node in enumerate(casts):
+        graph.node.insert(i, node)
