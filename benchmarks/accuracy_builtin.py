@@ -92,7 +92,11 @@ def main() -> None:
     print("|---|---|---|---|")
     for attr in ("race", "gender", "age"):
         r = ff[attr]
-        print(f"| {attr} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r.get('within_one_group', float('nan')):.3f} |")
+        pm1 = f"{r['within_one_group']:.3f}" if "within_one_group" in r else "–"
+        print(f"| {attr} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {pm1} |")
+    for attr in ("race", "gender", "age"):
+        recall = ", ".join(f"{k} {v:.3f}" for k, v in ff[attr]["recall_per_class"].items())
+        print(f"recall per class, {attr}: {recall}")
     print("\n### accuracy per race × gender (true labels)")
     print("| group | n | race | gender | age |")
     print("|---|---|---|---|---|")

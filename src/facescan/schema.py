@@ -48,8 +48,9 @@ class AttributePrediction(BaseModel):
         total = float(sum(probs))
         dist = {lab: float(p) / total for lab, p in zip(labels, probs)}
         top = max(dist, key=dist.__getitem__)
-        return cls(attribute=attribute, label=top, label_set=label_set, probabilities=dist, backend=backend,
-                   model=model, raw=raw)
+        # every field is built and type-correct here; skipping validation matters on the hot path
+        return cls.model_construct(attribute=attribute, label=top, label_set=label_set, probabilities=dist,
+                                   backend=backend, model=model, raw=raw, error=None)
 
     @classmethod
     def invalid(cls, attribute: str, label_set: str, backend: str, model: str, error: str,

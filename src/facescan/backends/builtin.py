@@ -43,6 +43,9 @@ class BuiltinBackend:
         self.folder = Path(folder) if folder else models_dir()
         self.batch_size = batch_size
         options = ort.SessionOptions()
+        # Two sessions alternate batch by batch; an idle session's spinning worker threads would
+        # otherwise compete with the running one for the cores (measured: 280 → 390 crops/s).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self._models: list[_Model] = []
@@ -72,7 +75,8 @@ class BuiltinBackend:
             for start in range(0, len(faces), self.batch_size):
                 chunk = faces[start : start + self.batch_size]
                 batch = np.stack([prepare_input(f.chip, model.spec, f.padding) for f in chunk])
-                batch = batch.transpose(0, 3, 1, 2).astype(np.float32)
+                # NCHW, C-contiguous: a strided view costs onnxruntime a slow copy
+                batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
                 outputs = model.session.run(wanted, {"pixels": batch})
                 for attr, probs in zip(wanted, outputs):
                     for i, p in enumerate(probs):
