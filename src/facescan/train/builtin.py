@@ -142,24 +142,22 @@ def build_network(spec: ModelSpec, widths, blocks):
     return Net()
 
 
-class _Exportable:
-    """Wraps the nets so the ONNX graph outputs probabilities averaged over the ensemble members
-    and over each image and its mirror image, one tensor per attribute."""
+def _probability_module(nets, names):
+    """A module whose outputs are probabilities averaged over the ensemble members and over each
+    image and its mirror image, one tensor per attribute (what the ONNX graph computes)."""
+    import torch
 
-    def __new__(cls, nets, names):
-        import torch
+    class Probabilities(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.nets = torch.nn.ModuleList(nets)
 
-        class Probs(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.nets = torch.nn.ModuleList(nets)
+        def forward(self, x):
+            views = (x, torch.flip(x, dims=[3]))
+            outs = [net(v) for net in self.nets for v in views]
+            return tuple(sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names)
 
-            def forward(self, x):
-                views = (x, torch.flip(x, dims=[3]))
-                outs = [net(v) for net in self.nets for v in views]
-                return tuple(sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names)
-
-        return Probs()
+    return Probabilities()
 
 
 # ------------------------------------------------------------------------------- augmentation
@@ -351,7 +349,7 @@ def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, fp16_wei
 
     nets = [n.eval().float() for n in (nets if isinstance(nets, (list, tuple)) else [nets])]
     names = list(spec.outputs)
-    wrapped = _Exportable(nets, names)
+    wrapped = _probability_module(nets, names)
     dummy = torch.zeros(2, spec.channels, spec.crop, spec.crop)
     torch.onnx.export(
         wrapped, (dummy,), str(path), input_names=["pixels"], output_names=names,
