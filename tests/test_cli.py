@@ -116,3 +116,15 @@ def test_models_lists_backends_and_label_sets():
     res = run("models")
     assert res.exit_code == 0
     assert "builtin" in res.output and "age9" in res.output and "affectnet8" in res.output
+    for kind in ("hf", "openai", "gemini", "facescan-paligemma"):
+        assert kind in res.output
+    for preset in ("paper", "json", "short"):
+        assert preset in res.output
+
+
+def test_unknown_backend_is_a_usage_error_naming_the_known_kinds(tmp_path):
+    img = tmp_path / "a.png"
+    gradient(40, 40).save(img)
+    res = run("analyze", img, "--backend", "nosuch:model")
+    assert res.exit_code == 2
+    assert "nosuch" in res.output and "openai" in res.output

@@ -125,15 +125,23 @@ def analyze(
 @app.command()
 def models() -> None:
     """List backend kinds, detectors and label sets."""
+    from facescan import prompts
     from facescan.backends.base import BACKENDS
     from facescan.detect import DETECTORS
 
     table = Table(title="backends")
-    for col in ("spec", "attributes", "description"):
+    for col in ("spec", "attributes", "description", "install"):
         table.add_column(col)
     for kind in BACKENDS.values():
-        table.add_row(kind.kind, ", ".join(kind.attributes), kind.description)
+        table.add_row(kind.kind, ", ".join(kind.attributes), kind.description, kind.needs or "(default install)")
     console.print(table)
+    presets = Table(title="prompt presets (VLM backends: ?preset=NAME or ?preset=FILE.toml)")
+    for col in ("preset", "label sets", "description"):
+        presets.add_column(col)
+    for name in prompts.list_presets():
+        p = prompts.load_preset(name)
+        presets.add_row(name, ", ".join(f"{a}: {s}" for a, s in p.label_sets.items()), p.description)
+    console.print(presets)
     console.print("detectors: " + ", ".join(DETECTORS))
     labels = Table(title="label sets")
     for col in ("name", "attribute", "labels"):

@@ -28,6 +28,8 @@ class AttributePrediction(BaseModel):
     model: str
     raw: str | None = None
     error: str | None = None
+    mode: str | None = None  # VLM backends: "scoring" or "generation"
+    prompt: str | None = None  # VLM backends: the prompt preset
 
     @property
     def valid(self) -> bool:
@@ -40,7 +42,8 @@ class AttributePrediction(BaseModel):
 
     @classmethod
     def from_probabilities(cls, attribute: str, label_set: str, probs: Sequence[float], backend: str, model: str,
-                           raw: str | None = None) -> AttributePrediction:
+                           raw: str | None = None, mode: str | None = None,
+                           prompt: str | None = None) -> AttributePrediction:
         """Build from a probability vector ordered like the label set."""
         labels = taxonomy.label_set(label_set).labels
         if len(probs) != len(labels):
@@ -50,14 +53,14 @@ class AttributePrediction(BaseModel):
         top = max(dist, key=dist.__getitem__)
         # every field is built and type-correct here; skipping validation matters on the hot path
         return cls.model_construct(attribute=attribute, label=top, label_set=label_set, probabilities=dist,
-                                   backend=backend, model=model, raw=raw, error=None)
+                                   backend=backend, model=model, raw=raw, error=None, mode=mode, prompt=prompt)
 
     @classmethod
     def invalid(cls, attribute: str, label_set: str, backend: str, model: str, error: str,
-                raw: str | None = None) -> AttributePrediction:
+                raw: str | None = None, mode: str | None = None, prompt: str | None = None) -> AttributePrediction:
         """A prediction that produced no label."""
         return cls(attribute=attribute, label=None, label_set=label_set, backend=backend, model=model, raw=raw,
-                   error=error)
+                   error=error, mode=mode, prompt=prompt)
 
 
 class Box(BaseModel):
@@ -113,6 +116,9 @@ def result_rows(results: Iterable[ImageResult]) -> list[dict]:
                 row[name] = a.label
                 row[f"{name}_score"] = a.score
                 row[f"{name}_model"] = a.model
+                if a.mode:
+                    row[f"{name}_mode"] = a.mode
+                    row[f"{name}_prompt"] = a.prompt
                 if a.error:
                     row[f"{name}_error"] = a.error
                 if a.raw is not None:

@@ -265,3 +265,77 @@ def mappable_sets(source: str | LabelSet) -> list[str]:
     """Names of the label sets ``source`` converts to (itself included)."""
     s = label_set(source).name
     return [s] + [t for (a, t) in _MAPPINGS if a == s]
+
+
+# --- free-text answers ------------------------------------------------------------------------
+# Words and phrases VLMs answer with, → (label set, label). The parser maps them into the label
+# set asked for through the mappings above; an answer whose meaning the target set cannot
+# express (e.g. "Asian" when East and Southeast Asian are separate) stays invalid.
+ANSWER_SYNONYMS: Mapping[str, Mapping[str, tuple[str, str]]] = MappingProxyType({
+    "gender": {
+        **dict.fromkeys(("male", "man", "men", "boy", "gentleman", "guy", "masculine", "father", "husband"),
+                        ("gender", "male")),
+        **dict.fromkeys(("female", "woman", "women", "girl", "lady", "feminine", "mother", "wife"),
+                        ("gender", "female")),
+    },
+    "race": {
+        **dict.fromkeys(("white", "caucasian", "european", "european american"), ("race7", "white")),
+        **dict.fromkeys(("black", "african", "african american", "afro-american", "afro american"),
+                        ("race7", "black")),
+        **dict.fromkeys(("latino", "latina", "latinx", "hispanic", "latino hispanic", "latino/hispanic",
+                         "latino_hispanic", "latin american"), ("race7", "latino_hispanic")),
+        **dict.fromkeys(("east asian", "east_asian", "chinese", "japanese", "korean"), ("race7", "east_asian")),
+        **dict.fromkeys(("southeast asian", "south-east asian", "south east asian", "southeast_asian", "filipino",
+                         "vietnamese", "thai", "indonesian", "malaysian"), ("race7", "southeast_asian")),
+        # FairFace's "Indian" group is South Asian
+        **dict.fromkeys(("indian", "south asian", "pakistani", "bangladeshi", "sri lankan"), ("race7", "indian")),
+        **dict.fromkeys(("middle eastern", "middle-eastern", "middle_eastern", "arab", "arabic", "persian",
+                         "iranian", "turkish"), ("race7", "middle_eastern")),
+        "asian": ("race6", "asian"),
+        "others": ("race5_utk", "others"),
+    },
+    "emotion": {
+        **dict.fromkeys(("happy", "happiness", "joy", "joyful", "smiling", "smile", "cheerful", "glad", "delighted",
+                         "pleased", "laughing", "content"), ("fer7", "happy")),
+        **dict.fromkeys(("sad", "sadness", "unhappy", "sorrowful", "sorrow", "depressed", "crying", "gloomy",
+                         "melancholy", "upset", "down"), ("fer7", "sad")),
+        **dict.fromkeys(("angry", "anger", "furious", "mad", "irritated", "annoyed", "rage", "enraged"),
+                        ("fer7", "angry")),
+        **dict.fromkeys(("fear", "fearful", "scared", "afraid", "terrified", "frightened", "anxious"),
+                        ("fer7", "fear")),
+        **dict.fromkeys(("disgust", "disgusted", "revolted", "repulsed", "grossed out"), ("fer7", "disgust")),
+        **dict.fromkeys(("surprise", "surprised", "astonished", "shocked", "amazed", "startled"),
+                        ("fer7", "surprise")),
+        **dict.fromkeys(("neutral", "neutrality", "calm", "expressionless", "blank", "relaxed", "no emotion",
+                         "emotionless", "impassive"), ("fer7", "neutral")),
+        **dict.fromkeys(("contempt", "contemptuous", "disdain", "disdainful", "scornful", "scorn"),
+                        ("affectnet8", "contempt")),
+    },
+})
+
+#: Pronouns that settle a gender answer when no gender word is present ("She looks about 30").
+GENDER_PRONOUNS: Mapping[str, str] = MappingProxyType({"she": "female", "her": "female", "he": "male",
+                                                       "his": "male", "him": "male"})
+
+# Age words → (low, high) years, high None when open-ended.
+AGE_WORDS: Mapping[str, tuple[int, int | None]] = MappingProxyType({
+    "newborn": (0, 0), "infant": (0, 1), "baby": (0, 2), "toddler": (1, 2), "child": (3, 9), "kid": (3, 9),
+    "young child": (3, 9), "little girl": (3, 9), "little boy": (3, 9), "preteen": (10, 12),
+    "teenager": (13, 19), "teen": (13, 19), "teens": (13, 19), "teenage": (13, 19), "adolescent": (12, 18),
+})
+AGE_DECADES: Mapping[str, int] = MappingProxyType({
+    "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60, "seventies": 70, "eighties": 80,
+    "nineties": 90,
+})
+
+
+def age_interval_group(low: float, high: float | None, labels: str | LabelSet) -> str | None:
+    """The group of ``labels`` holding every age in [low, high] (high None: open-ended); None if
+    the interval spans several groups."""
+    ls = label_set(labels)
+    groups = {age_to_group(low, ls)}
+    if high is None:
+        groups.add(ls.labels[-1])
+    else:
+        groups.add(age_to_group(high, ls))
+    return groups.pop() if len(groups) == 1 else None

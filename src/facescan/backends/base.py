@@ -58,8 +58,9 @@ def register_backend(kind: BackendKind) -> None:
 
 
 def load_backend(spec: str = "builtin") -> Backend:
-    """Build a backend from its spec string, e.g. ``builtin``."""
-    kind, _, options = spec.partition(":")
+    """Build a backend from its spec string: ``kind``, ``kind:options`` or ``kind?query``."""
+    kind = spec.split(":", 1)[0].split("?", 1)[0]
+    options = spec[len(kind) :].removeprefix(":")
     if kind not in BACKENDS:
         raise ValueError(f"unknown backend {spec!r}; known kinds: {', '.join(BACKENDS)}")
     return BACKENDS[kind].factory(options)
@@ -76,5 +77,65 @@ register_backend(
         "builtin", _builtin,
         "compact CNNs trained by facescan on FairFace and FER2013, run with onnxruntime on CPU (offline)",
         ("age", "gender", "race", "emotion"),
+    )
+)
+
+
+def _hf(options: str) -> Backend:
+    from facescan.backends.hf import HFBackend
+
+    return HFBackend(options)
+
+
+register_backend(
+    BackendKind(
+        "hf", _hf,
+        "a local VLM through transformers (hub id or folder; PaliGemma, LLaVA, Qwen2-VL, Idefics3/SmolVLM, Gemma 3…):"
+        " closed-set scoring or generation; options ?mode=&preset=&device=&dtype=&bits=&adapter=",
+        ("age", "gender", "race", "emotion"), needs="pip install 'facescan[vlm]'",
+    )
+)
+
+
+def _facescan_paligemma(options: str) -> Backend:
+    from facescan.backends.hf import FaceScanPaliGemmaBackend
+
+    return FaceScanPaliGemmaBackend(options)
+
+
+register_backend(
+    BackendKind(
+        "facescan-paligemma", _facescan_paligemma,
+        "the paper's FaceScanPaliGemma: four PaliGemma fine-tunes (NYUAD-ComNets), one per attribute; a GPU is advised",
+        ("age", "gender", "race", "emotion"), needs="pip install 'facescan[vlm]'",
+    )
+)
+
+
+def _openai(options: str) -> Backend:
+    from facescan.backends.api import OpenAIBackend
+
+    return OpenAIBackend(options)
+
+
+def _gemini(options: str) -> Backend:
+    from facescan.backends.api import GeminiBackend
+
+    return GeminiBackend(options)
+
+
+register_backend(
+    BackendKind(
+        "openai", _openai,
+        "OpenAI chat completions, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio, SGLang) as "
+        "openai:<base url>#<model>; JSON-schema answers, logprobs, retries, on-disk cache; key in OPENAI_API_KEY",
+        ("age", "gender", "race", "emotion"), needs="pip install 'facescan[api]'",
+    )
+)
+register_backend(
+    BackendKind(
+        "gemini", _gemini,
+        "Google Gemini through google-genai; JSON-schema answers, retries, on-disk cache; key in GEMINI_API_KEY",
+        ("age", "gender", "race", "emotion"), needs="pip install 'facescan[api]'",
     )
 )

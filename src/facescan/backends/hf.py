@@ -1,0 +1,368 @@
+"""Local VLMs through transformers: closed-set scoring (default) or free generation + parsing.
+
+Spec: ``hf:<hub id or folder>[?option=value&…]`` with options ``mode`` (scoring | generation),
+``preset`` (a prompt preset name or .toml file), ``device`` (cpu | cuda | cuda:N | mps),
+``dtype`` (fp32 | bf16 | fp16), ``bits`` (4 | 8: bitsandbytes, CUDA only), ``adapter`` (a PEFT
+adapter folder or id to load on top), ``revision``, ``processor`` (where the processor lives
+when the weights folder has none), ``max_new_tokens``.
+
+Scoring mode asks one question per attribute and scores every label's answer tokens: one
+forward pass over image + question fills the KV cache, and one batched pass over all candidate
+answers continues from it, so the answer is always a label with a probability.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facescan import prompts
+from facescan.backends.base import FaceInput
+from facescan.backends.parsing import parse_answer, parse_json_answer
+from facescan.schema import AttributePrediction
+
+DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+          "fp16": "float16", "float16": "float16"}
+
+
+@dataclass
+class HFOptions:
+    """Options of an ``hf:`` backend spec."""
+
+    model: str
+    mode: str = "scoring"
+    preset: str = "paper"
+    device: str | None = None
+    dtype: str | None = None
+    bits: int | None = None
+    adapter: str | None = None
+    revision: str | None = None
+    processor: str | None = None
+    max_new_tokens: int = 24
+    batch_size: int = 8
+    chip_size: int = 224  # faces are resized to this square, so every face yields as many image tokens
+
+    @classmethod
+    def parse(cls, options: str) -> HFOptions:
+        """``model?key=value&…`` → options, with a clear error for unknown keys and values."""
+        model, _, query = options.partition("?")
+        if not model:
+            raise ValueError("hf backend needs a model: hf:<hub id or local folder>")
+        kwargs: dict = {}
+        for item in filter(None, query.split("&")):
+            key, _, value = item.partition("=")
+            if key not in cls.__dataclass_fields__ or key == "model":
+                raise ValueError(f"unknown hf backend option {key!r}; known: "
+                                 f"{', '.join(k for k in cls.__dataclass_fields__ if k != 'model')}")
+            kwargs[key] = int(value) if key in ("bits", "max_new_tokens", "batch_size", "chip_size") else value
+        opts = cls(model=model, **kwargs)
+        if opts.mode not in ("scoring", "generation"):
+            raise ValueError(f"hf backend mode must be scoring or generation, not {opts.mode!r}")
+        if opts.dtype and opts.dtype not in DTYPES:
+            raise ValueError(f"hf backend dtype must be one of {', '.join(DTYPES)}, not {opts.dtype!r}")
+        if opts.bits not in (None, 4, 8):
+            raise ValueError(f"hf backend bits must be 4 or 8, not {opts.bits}")
+        return opts
+
+
+def _pick_device(requested: str | None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class _PartsProcessor:
+    """Image processor + tokenizer standing in for a family processor that cannot be built.
+
+    transformers' Qwen2-VL / Qwen2.5-VL processors include a video processor that needs
+    torchvision; where torchvision is missing, this builds the same model inputs: the image
+    placeholder is expanded to one token per merged patch, as Qwen2VLProcessor does.
+    """
+
+    def __init__(self, image_processor, tokenizer, image_token: str, merge_size: int):
+        self.image_processor, self.tokenizer = image_processor, tokenizer
+        self.image_token, self.merge_size = image_token, merge_size
+        self.chat_template = tokenizer.chat_template
+
+    def apply_chat_template(self, messages, **kwargs):
+        return self.tokenizer.apply_chat_template(messages, **kwargs)
+
+    def __call__(self, text, images, return_tensors="pt", **kwargs):
+        image_inputs = self.image_processor(images=images, return_tensors=return_tensors)
+        grids = iter(image_inputs["image_grid_thw"].prod(-1).tolist())
+        expanded = []
+        for t in text:
+            while self.image_token in t:
+                t = t.replace(self.image_token, "<|placeholder|>" * (next(grids) // self.merge_size**2), 1)
+            expanded.append(t.replace("<|placeholder|>", self.image_token))
+        text_inputs = dict(self.tokenizer(expanded, return_tensors=return_tensors, padding=True))
+        image_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        text_inputs["mm_token_type_ids"] = (text_inputs["input_ids"] == image_id).long()  # 1 = image token
+        return {**text_inputs, **image_inputs}
+
+    def batch_decode(self, *args, **kwargs):
+        return self.tokenizer.batch_decode(*args, **kwargs)
+
+
+def load_processor(source: str, revision: str | None = None):
+    """AutoProcessor, or the image processor + tokenizer where the family processor cannot be built here."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    try:
+        processor = AutoProcessor.from_pretrained(source, revision=revision)
+        if hasattr(processor, "image_processor"):
+            return processor
+    except (ImportError, OSError, ValueError, TypeError):
+        pass
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    if config.model_type not in ("qwen2_vl", "qwen2_5_vl"):
+        raise ValueError(f"cannot build a processor for {source} ({config.model_type})")
+    image_processor = AutoImageProcessor.from_pretrained(source, revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    return _PartsProcessor(image_processor, tokenizer, "<|image_pad|>", image_processor.merge_size)
+
+
+class HFBackend:
+    """A local transformers VLM answering one question per attribute (or one JSON question)."""
+
+    name = "hf"
+
+    def __init__(self, options: HFOptions | str, model=None, processor=None):
+        import torch
+
+        self.options = HFOptions.parse(options) if isinstance(options, str) else options
+        o = self.options
+        self.preset = prompts.load_preset(o.preset)
+        self.device = _pick_device(o.device)
+        if o.bits and not self.device.startswith("cuda"):
+            raise ValueError("4/8-bit loading (bitsandbytes) needs a CUDA device")
+        self.base, self.adapter = o.model, o.adapter
+        if o.adapter is None and (Path(o.model) / "adapter_config.json").exists():
+            self.adapter = o.model  # an adapter folder names its base model in its config
+            self.base = json.loads((Path(o.model) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        self.processor = processor or load_processor(o.processor or self.base, o.revision)
+        self.model = model or self._load_model()
+        self.model.eval()
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.model_id = (self.base + (f"@{o.revision}" if o.revision else "")
+                         + (f"+adapter:{self.adapter}" if self.adapter else ""))
+        self._torch = torch
+
+    def _load_model(self):
+        import torch
+        from transformers import AutoModelForImageTextToText
+
+        o = self.options
+        kwargs: dict = {"revision": o.revision}
+        dtype = DTYPES.get(o.dtype or ("bf16" if self.device.startswith("cuda") else "fp32"))
+        kwargs["dtype"] = getattr(torch, dtype)
+        if o.bits:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=o.bits == 4, load_in_8bit=o.bits == 8, bnb_4bit_compute_dtype=kwargs["dtype"])
+            kwargs["device_map"] = self.device
+        model = AutoModelForImageTextToText.from_pretrained(self.base, **kwargs)
+        if self.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, self.adapter)
+        return model if o.bits else model.to(self.device)
+
+    # ------------------------------------------------------------------ interface
+    def supported_attributes(self) -> tuple[str, ...]:
+        return tuple(a for a in self.preset.label_sets if a in self.preset.questions)
+
+    def predict(self, faces: Sequence[FaceInput], attributes: Sequence[str]) -> list[dict[str, AttributePrediction]]:
+        """One question per attribute (or one JSON question) for a batch of faces at a time."""
+        unknown = set(attributes) - set(self.supported_attributes())
+        if unknown:
+            raise ValueError(f"prompt preset {self.preset.name!r} has no question for {', '.join(sorted(unknown))}")
+        images = [_pil(f.chip, self.options.chip_size) for f in faces]
+        results: list[dict[str, AttributePrediction]] = [{} for _ in faces]
+        for start in range(0, len(images), self.options.batch_size):
+            batch = images[start : start + self.options.batch_size]
+            if self.options.mode == "generation" and self.preset.style == "json":
+                answers = self.generate(batch, self.preset.json_question(list(attributes)))
+                for i, answer in enumerate(answers):
+                    results[start + i] = self._from_json_answer(answer, list(attributes))
+                continue
+            for attr in attributes:
+                if self.options.mode == "scoring":
+                    preds = self._score_attribute(batch, attr)
+                else:
+                    preds = [self._from_answer(attr, a) for a in self.generate(batch, self.preset.question(attr))]
+                for i, pred in enumerate(preds):
+                    results[start + i][attr] = pred
+        return results
+
+    # ------------------------------------------------------------------ prompting
+    def prompt_text(self, question: str) -> str:
+        """The text fed with the image: the chat template where the model has one."""
+        template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
+        if not template:  # PaliGemma-style: the image token, then the question; the processor adds the rest
+            return getattr(self.processor, "image_token", "") + question
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def model_inputs(self, images: list, question: str) -> dict:
+        """Processor outputs for the same question about each image (equal lengths: no padding)."""
+        text = self.prompt_text(question)
+        inputs = self.processor(text=[text] * len(images), images=[[im] for im in images], return_tensors="pt")
+        dtype = next(self.model.parameters()).dtype
+        return {k: (v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device))
+                for k, v in dict(inputs).items() if hasattr(v, "to") and k != "labels"}
+
+    def candidate_ids(self, attribute: str) -> list[list[int]]:
+        """Token ids of every label's answer, in label-set order."""
+        return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in self.preset.options(attribute)]
+
+    # ------------------------------------------------------------------ scoring
+    def _meta(self, attr: str) -> dict:
+        return {"attribute": attr, "label_set": self.preset.label_set(attr).name, "backend": self.name,
+                "model": self.model_id, "mode": self.options.mode, "prompt": self.preset.name}
+
+    def _score_attribute(self, images: list, attr: str) -> list[AttributePrediction]:
+        inputs = self.model_inputs(images, self.preset.question(attr))
+        logprobs = self.score_candidates(inputs, self.candidate_ids(attr))
+        m = self._meta(attr)
+        preds = []
+        for row in logprobs:
+            probs = np.exp(row - row.max())
+            preds.append(AttributePrediction.from_probabilities(
+                attr, m["label_set"], (probs / probs.sum()).tolist(), self.name, self.model_id, mode=m["mode"],
+                prompt=m["prompt"]))
+        return preds
+
+    def score_candidates(self, inputs: dict, candidates: list[list[int]]) -> np.ndarray:
+        """Total log-probability of each candidate continuation of each prefix: shape (batch, candidates).
+
+        One forward over the prefixes (image + prompt, one per face) keeps their KV cache; one
+        batched forward of every face × candidate continues from the cache repeated per candidate.
+        """
+        torch = self._torch
+        n, longest = len(candidates), max(len(c) for c in candidates)
+        firsts = torch.tensor([c[0] for c in candidates], device=self.device)
+        with torch.no_grad():
+            out = self.model(**inputs, use_cache=True)
+            batch = out.logits.shape[0]
+            scores = torch.log_softmax(out.logits[:, -1].float(), -1)[:, firsts]  # (batch, n)
+            if longest > 1:
+                cache = out.past_key_values
+                cache.batch_repeat_interleave(n)  # rows: face 0 × every candidate, face 1 × …
+                pad = self.tokenizer.pad_token_id or 0
+                fed = torch.full((n, longest - 1), pad, dtype=torch.long, device=self.device)
+                for i, c in enumerate(candidates):
+                    fed[i, : len(c) - 1] = torch.tensor(c[:-1])
+                # The prefixes are unpadded, so no attention mask is needed: each candidate attends to
+                # its whole prefix, causally among its own tokens; positions follow from the cache
+                # (and from the M-RoPE deltas the prefix pass stored, for Qwen2-VL).
+                cont = self.model(input_ids=fed.repeat(batch, 1), past_key_values=cache, use_cache=True)
+                logp = torch.log_softmax(cont.logits.float(), -1).view(batch, n, longest - 1, -1)
+                for i, c in enumerate(candidates):
+                    if len(c) > 1:
+                        steps = torch.arange(len(c) - 1, device=self.device)
+                        scores[:, i] += logp[:, i, steps, torch.tensor(c[1:], device=self.device)].sum(-1)
+        return scores.cpu().numpy().astype(np.float64)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, images: list, question: str) -> list[str]:
+        """Greedy answers to the same question about each image."""
+        inputs = self.model_inputs(images, question)
+        with self._torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=self.options.max_new_tokens, do_sample=False)
+        new = out[:, inputs["input_ids"].shape[1] :]
+        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def _from_answer(self, attr: str, answer: str | None) -> AttributePrediction:
+        m = self._meta(attr)
+        ls = self.preset.label_set(attr)
+        spellings = {lab: self.preset.answer(attr, lab) for lab in ls.labels}
+        label = parse_answer(answer, ls, spellings)
+        if label is None:
+            return AttributePrediction.invalid(attr, ls.name, self.name, self.model_id,
+                                               "answer maps to no label", raw=answer, mode=m["mode"],
+                                               prompt=m["prompt"])
+        probs = [1.0 if lab == label else 0.0 for lab in ls.labels]
+        return AttributePrediction.from_probabilities(attr, ls.name, probs, self.name, self.model_id, raw=answer,
+                                                      mode=m["mode"], prompt=m["prompt"])
+
+    def _from_json_answer(self, answer: str, attributes: list[str]) -> dict[str, AttributePrediction]:
+        obj = parse_json_answer(answer) or {}
+        out = {}
+        for attr in attributes:
+            pred = self._from_answer(attr, None if obj.get(attr) is None else str(obj[attr]))
+            out[attr] = pred.model_copy(update={"raw": answer})
+        return out
+
+
+def _pil(chip: np.ndarray, size: int):
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(chip[..., :3] if chip.ndim == 3 else chip)).convert("RGB")
+    return image.resize((size, size), Image.BICUBIC)
+
+
+class FaceScanPaliGemmaBackend:
+    """The paper's FaceScanPaliGemma: one fine-tuned PaliGemma per attribute, each asked its own
+    question and answering in its own label set (age in 5 groups, AffectNet's 8 emotions, …).
+
+    Spec: ``facescan-paligemma[?age=ID&gender=ID&race=ID&emotion=ID&processor=ID&mode=…&device=…&dtype=…&bits=…]``;
+    ids default to the published models in the ``facescan-paligemma`` prompt preset. Each model
+    is loaded the first time its attribute is asked for.
+    """
+
+    name = "facescan-paligemma"
+    PRESET = "facescan-paligemma"
+
+    def __init__(self, options: str = ""):
+        self.preset = prompts.load_preset(self.PRESET)
+        query = options.lstrip("?")
+        self.models = {a: m for a, m in self.preset.models.items() if a != "processor"}
+        self.processor_source = self.preset.models.get("processor")
+        shared = []
+        for item in filter(None, query.split("&")):
+            key, _, value = item.partition("=")
+            if key in self.models:
+                self.models[key] = value
+            elif key == "processor":
+                self.processor_source = value
+            elif key in ("mode", "device", "dtype", "bits", "revision", "max_new_tokens"):
+                shared.append(f"{key}={value}")
+            else:
+                raise ValueError(f"unknown facescan-paligemma option {key!r}")
+        self.shared = "&".join(shared)
+        self._backends: dict[str, HFBackend] = {}
+
+    def supported_attributes(self) -> tuple[str, ...]:
+        return tuple(self.models)
+
+    def backend_for(self, attribute: str) -> HFBackend:
+        if attribute not in self._backends:
+            spec = f"{self.models[attribute]}?preset={self.PRESET}"
+            folder = Path(self.models[attribute])
+            has_processor = any((folder / f).exists() for f in ("processor_config.json", "preprocessor_config.json"))
+            if self.processor_source and not has_processor:
+                spec += f"&processor={self.processor_source}"
+            self._backends[attribute] = HFBackend(spec + (f"&{self.shared}" if self.shared else ""))
+        return self._backends[attribute]
+
+    def predict(self, faces: Sequence[FaceInput], attributes: Sequence[str]) -> list[dict[str, AttributePrediction]]:
+        unknown = set(attributes) - set(self.models)
+        if unknown:
+            raise ValueError(f"facescan-paligemma cannot predict {', '.join(sorted(unknown))}")
+        results: list[dict[str, AttributePrediction]] = [{} for _ in faces]
+        for attr in attributes:
+            for i, pred in enumerate(self.backend_for(attr).predict(faces, [attr])):
+                results[i][attr] = pred[attr].model_copy(update={"backend": self.name})
+        return results

@@ -1,0 +1,205 @@
+"""API backends against local HTTP servers that speak the OpenAI and Gemini protocols."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openai", reason="API backend tests need the api extra (openai)")
+
+from facescan.backends.base import FaceInput, load_backend  # noqa: E402
+
+
+class FakeServer:
+    """A chat-completions / generateContent server on 127.0.0.1 whose behaviour a test scripts.
+
+    ``answers``: attribute → answer text (default: the first allowed option as JSON);
+    ``script``: statuses to return before answering normally (e.g. [429]);
+    ``slow_marker``: requests whose image data contains it sleep ``slow_seconds``.
+    """
+
+    def __init__(self):
+        self.requests = []
+        self.answers = {}
+        self.script = []
+        self.slow_marker = None
+        self.slow_seconds = 0.0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                    status = server.script.pop(0) if server.script else 200
+                if status != 200:
+                    self._send(status, {"error": {"message": "slow down", "code": status}},
+                               {"retry-after-ms": "10", "retry-after": "0"})
+                    return
+                if server.slow_marker and server.slow_marker in json.dumps(body):
+                    time.sleep(server.slow_seconds)
+                if "generateContent" in self.path:
+                    self._gemini(body)
+                else:
+                    self._openai(body)
+
+            def _send(self, status, payload, headers=None):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except OSError:
+                    pass
+
+            def _answer(self, schema):
+                props = schema["properties"]
+                attr = next(iter(props))
+                text = server.answers.get(attr) or json.dumps({a: p["enum"][0] for a, p in props.items()})
+                return attr, text, props
+
+            def _openai(self, body):
+                attr, text, props = self._answer(body["response_format"]["json_schema"]["schema"])
+                logprobs = None
+                if body.get("logprobs"):
+                    first, second = props[attr]["enum"][:2]
+                    tokens = ['{"', attr, '":"', first, '"}']
+                    content = [{"token": t, "logprob": 0.0, "bytes": None, "top_logprobs": []} for t in tokens]
+                    content[3]["top_logprobs"] = [{"token": first, "logprob": np.log(0.7), "bytes": None},
+                                                  {"token": second, "logprob": np.log(0.2), "bytes": None},
+                                                  {"token": "I", "logprob": np.log(0.1), "bytes": None}]
+                    logprobs = {"content": content, "refusal": None}
+                self._send(200, {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                                 "message": {"role": "assistant", "content": text}}],
+                })
+
+            def _gemini(self, body):
+                schema = body["generationConfig"]["responseJsonSchema"]
+                _, text, _ = self._answer(schema)
+                self._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                                 "finishReason": "STOP", "index": 0}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture()
+def server(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACESCAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def _faces(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [FaceInput(chip=rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), padding=0.25) for _ in range(n)]
+
+
+def test_valid_json_answers_with_logprobs_become_distributions(server):
+    backend = load_backend(f"openai:{server.url}/v1#tiny-vlm?retries=0")
+    preds = backend.predict(_faces(2), ["gender", "age"])
+    assert len(server.requests) == 4  # 2 faces × 2 questions
+    body = server.requests[0]["body"]
+    assert body["response_format"]["type"] == "json_schema" and body["temperature"] == 0
+    assert body["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    g = preds[0]["gender"]
+    assert g.label == "male" and g.mode == "generation" and g.prompt == "paper"
+    # top logprobs of the value token: male 0.7, female 0.2, an unrelated token left out
+    assert g.probabilities["male"] == pytest.approx(0.7 / 0.9) and g.probabilities["female"] == pytest.approx(0.2 / 0.9)
+    a = preds[1]["age"]
+    assert a.label == "0-2" and sum(a.probabilities.values()) == pytest.approx(1.0)
+    assert a.model == f"{server.url}/v1#tiny-vlm"
+
+
+def test_malformed_answer_is_invalid_with_its_raw_text(server):
+    server.answers["emotion"] = "I cannot determine the emotion of this person."
+    pred = load_backend(f"openai:{server.url}/v1#m?retries=0").predict(_faces(1), ["emotion"])[0]["emotion"]
+    assert pred.label is None and not pred.valid
+    assert pred.raw == "I cannot determine the emotion of this person." and "no label" in pred.error
+
+
+def test_429_is_retried_then_succeeds(server):
+    server.script = [429, 503]
+    pred = load_backend(f"openai:{server.url}/v1#m?retries=3").predict(_faces(1), ["gender"])[0]["gender"]
+    assert pred.valid and len(server.requests) == 3
+
+
+def test_timeout_is_that_faces_error_and_the_batch_goes_on(server):
+    faces = _faces(3)
+    import base64
+
+    from facescan.backends.api import jpeg_bytes
+
+    server.slow_marker = base64.b64encode(jpeg_bytes(faces[1].chip)).decode()[-200:-160]
+    server.slow_seconds = 3.0
+    backend = load_backend(f"openai:{server.url}/v1#m?retries=0&timeout=0.5")
+    t0 = time.time()
+    preds = backend.predict(faces, ["gender"])
+    assert time.time() - t0 < 2.5
+    assert preds[0]["gender"].valid and preds[2]["gender"].valid
+    bad = preds[1]["gender"]
+    assert not bad.valid and "Timeout" in bad.error
+
+
+def test_identical_request_is_served_from_the_cache(server):
+    faces = _faces(2)
+    first = load_backend(f"openai:{server.url}/v1#m?retries=0").predict(faces, ["race"])
+    n = len(server.requests)
+    again = load_backend(f"openai:{server.url}/v1#m?retries=0")
+    second = again.predict(faces, ["race"])
+    assert len(server.requests) == n and again.calls == 0
+    assert [p["race"].probabilities for p in first] == [p["race"].probabilities for p in second]
+    load_backend(f"openai:{server.url}/v1#other-model?retries=0").predict(faces, ["race"])
+    assert len(server.requests) == n + 2  # another model is another cache key
+
+
+def test_json_preset_asks_once_per_face_for_all_attributes(server):
+    server.answers["age"] = '{"age": "20-29", "gender": "Female", "emotion": "joyful"}'
+    preds = load_backend(f"openai:{server.url}/v1#m?preset=json&retries=0").predict(_faces(1), ["age", "gender",
+                                                                                              "emotion"])[0]
+    assert len(server.requests) == 1
+    assert (preds["age"].label, preds["gender"].label, preds["emotion"].label) == ("20-29", "female", "happy")
+
+
+def test_api_key_is_sent_but_never_written_into_results(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
+    server.script = [500]
+    preds = load_backend(f"openai:{server.url}/v1#m?retries=0&cache=off").predict(_faces(1), ["gender"])
+    assert server.requests[0]["auth"] == "Bearer sk-secret-123"
+    assert "sk-secret-123" not in preds[0]["gender"].model_dump_json()
+
+
+def test_official_endpoint_without_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        load_backend("openai:gpt-4o")
+
+
+def test_gemini_protocol_answer_and_cache(server, monkeypatch):
+    pytest.importorskip("google.genai", reason="needs the api extra (google-genai)")
+    monkeypatch.setenv("GEMINI_API_KEY", "g-key")
+    backend = load_backend(f"gemini:{server.url}#gemini-test?retries=0")
+    pred = backend.predict(_faces(1), ["gender"])[0]["gender"]
+    assert pred.valid and pred.label == "male" and pred.backend == "gemini"
+    assert "gemini-test:generateContent" in server.requests[0]["path"]
+    backend.predict(_faces(1), ["gender"])
+    assert len(server.requests) == 1
