@@ -24,9 +24,9 @@ from facescan.datasets import open_dataset
 from facescan.pipeline import Analyzer
 
 
-def predict(spec: str, attributes: str, crop_padding: float):
+def predict(spec: str, attributes: str, crop_padding: float, backend: str = "builtin"):
     samples = open_dataset(spec, "val")
-    analyzer = Analyzer(attributes=attributes, crops=True, crop_padding=crop_padding)
+    analyzer = Analyzer(backend=backend, attributes=attributes, crops=True, crop_padding=crop_padding)
     t0 = time.perf_counter()
     results = list(analyzer.analyze_many([s.path for s in samples], workers=2))
     seconds = time.perf_counter() - t0
@@ -71,11 +71,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--backend", default="builtin", help="builtin, or builtin:FOLDER for models being trained")
     args = ap.parse_args()
     data = Path(args.data)
     report = {}
 
-    samples, results, secs = predict(f"fairface:{data / 'fairface'}", "age,gender,race", 0.25)
+    samples, results, secs = predict(f"fairface:{data / 'fairface'}", "age,gender,race", 0.25, args.backend)
     ff = {"seconds": secs}
     correct = {}
     for attr in ("race", "gender", "age"):
@@ -83,7 +84,7 @@ def main() -> None:
     ff["by_race_gender"] = group_table(samples, correct)
     report["fairface_val"] = ff
 
-    samples, results, secs = predict(f"fer2013:{data / 'fer2013'}", "emotion", 0.25)
+    samples, results, secs = predict(f"fer2013:{data / 'fer2013'}", "emotion", 0.25, args.backend)
     report["fer2013_val"] = {"seconds": secs}
     report["fer2013_val"]["emotion"], _ = attribute_scores(samples, results, "emotion")
 

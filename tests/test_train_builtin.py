@@ -109,8 +109,8 @@ def test_fp16_weight_storage_halves_the_file_and_keeps_outputs(tmp_path):
     spec = builtin.TASKS["fairface"]
     torch.manual_seed(0)
     net = builtin.build_network(spec, (16, 32, 64, 64), (1, 1, 1, 1))
-    builtin.export_onnx(net, spec, tmp_path / "a.onnx", {}, fp16_weights=False)
-    builtin.export_onnx(net, spec, tmp_path / "b.onnx", {}, fp16_weights=True)
+    builtin.export_onnx(net, spec, tmp_path / "a.onnx", {}, precision="fp32")
+    builtin.export_onnx(net, spec, tmp_path / "b.onnx", {}, precision="fp16")
     assert (tmp_path / "b.onnx").stat().st_size < 0.6 * (tmp_path / "a.onnx").stat().st_size
     x = np.random.default_rng(0).uniform(0, 255, (4, 3, spec.crop, spec.crop)).astype(np.float32)
     a = ort.InferenceSession(str(tmp_path / "a.onnx")).run(None, {"pixels": x})
@@ -118,3 +118,36 @@ def test_fp16_weight_storage_halves_the_file_and_keeps_outputs(tmp_path):
     for pa, pb in zip(a, b):
         assert np.abs(pa - pb).max() < 2e-3
         assert np.allclose(pb.sum(1), 1, atol=1e-5)
+
+
+def test_int8_export_quantizes_convolutions_and_keeps_predictions(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    spec = builtin.TASKS["fairface"]
+    torch.manual_seed(0)
+    net = builtin.build_network(spec, (16, 32, 64, 64), (1, 1, 1, 1))
+    rng = np.random.default_rng(0)
+    # smooth images (a random colour gradient each) so activations look like photos, not noise
+    ramp = np.linspace(0, 1, spec.crop, dtype=np.float32)
+    def images(n):
+        a, b = rng.uniform(0, 255, (2, n, 3, 1, 1)).astype(np.float32)
+        return np.ascontiguousarray(a + (b - a) * ramp[None, None, :, None] * ramp[None, None, None, :])
+    net.train()
+    with torch.no_grad():  # settle batch-norm statistics so the net is not degenerate
+        for _ in range(20):
+            net(torch.from_numpy(images(32)))
+    builtin.export_onnx(net, spec, tmp_path / "f.onnx", {}, precision="fp32")
+    builtin.export_onnx(net, spec, tmp_path / "q.onnx", {"note": "x"}, precision="int8", calibration=images(128))
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert {p.key for p in model.metadata_props} >= {"facescan_spec", "facescan_training"}
+    x = images(64)
+    f = ort.InferenceSession(str(tmp_path / "f.onnx")).run(None, {"pixels": x})
+    q = ort.InferenceSession(str(tmp_path / "q.onnx")).run(None, {"pixels": x})
+    for pf, pq in zip(f, q):
+        assert np.allclose(pq.sum(1), 1, atol=1e-5)  # softmax stays float
+        assert np.abs(pf - pq).max() < 0.1
+    with pytest.raises(ValueError, match="calibration"):
+        builtin.export_onnx(net, spec, tmp_path / "x.onnx", {}, precision="int8")

@@ -27,7 +27,7 @@ from facescan.imageio import load_image
 
 TASKS: dict[str, ModelSpec] = {
     "fairface": ModelSpec(
-        name="facescan-fairface-resnet", file="fairface.onnx", input_padding=0.25, resize=72, crop=64,
+        name="facescan-fairface-resnet", file="fairface.onnx", input_padding=0.25, resize=90, crop=80,
         channels=3, outputs={"age": "age9", "gender": "gender", "race": "race7"},
     ),
     # FER2013's crops are framed like FairFace chips: MediaPipe's face box spans 86% of a
@@ -56,10 +56,11 @@ class TrainConfig:
     train_pad: int = 4
     random_erasing: float = 0.0
     members: int = 1  # ensemble size: members are trained with seeds seed, seed+1, …
+    precision: str = "int8"  # weights in the exported file: "int8" (static, calibrated), "fp16" or "fp32"
 
 
 DEFAULT_CONFIGS = {
-    "fairface": TrainConfig("fairface", epochs=30, widths=(32, 64, 128, 256), blocks=(1, 2, 2, 1)),
+    "fairface": TrainConfig("fairface", epochs=40, widths=(32, 64, 128, 256), blocks=(1, 2, 2, 1), threads=2),
     "fer2013": TrainConfig("fer2013", epochs=30, widths=(48, 96, 192, 384), blocks=(1, 1, 2, 1), random_erasing=0.5),
 }
 
@@ -266,7 +267,11 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         histories.append(history)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / spec.file
-    export_onnx(nets, spec, out_path, {"config": asdict(cfg), "history": histories})
+    calibration = None
+    if cfg.precision == "int8":
+        pick = np.random.default_rng(cfg.seed).choice(len(images), min(512, len(images)), replace=False)
+        calibration = _center(_to_tensor(images[np.sort(pick)]), spec.crop).numpy()
+    export_onnx(nets, spec, out_path, {"config": asdict(cfg), "history": histories}, cfg.precision, calibration)
     return out_path
 
 
@@ -342,11 +347,23 @@ def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, 
     return net, history, True
 
 
-def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, fp16_weights: bool = True) -> None:
-    """Export one net or a list of nets (averaged) to ONNX, probabilities out, spec stored as metadata."""
+def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, precision: str = "fp16",
+                calibration: np.ndarray | None = None) -> None:
+    """Export one net or a list of nets (averaged) to ONNX, probabilities out, spec stored as metadata.
+
+    ``precision``: "fp32"; "fp16" stores large weights as float16 (computed in float32);
+    "int8" quantizes convolutions and linear layers statically (per-channel weights, activation
+    ranges calibrated on ``calibration``, NCHW float32 pixels), which onnxruntime runs with
+    integer kernels ~3x faster on CPUs with VNNI. Softmax and the averaging stay float32, so
+    probabilities still sum to 1.
+    """
     import onnx
     import torch
 
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"precision must be fp32, fp16 or int8, not {precision!r}")
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 export needs calibration images")
     nets = [n.eval().float() for n in (nets if isinstance(nets, (list, tuple)) else [nets])]
     names = list(spec.outputs)
     wrapped = _probability_module(nets, names)
@@ -355,8 +372,10 @@ def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, fp16_wei
         wrapped, (dummy,), str(path), input_names=["pixels"], output_names=names,
         dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=17, dynamo=False,
     )
+    if precision == "int8":
+        _quantize_int8(path, calibration)
     model = onnx.load(str(path))
-    if fp16_weights:
+    if precision == "fp16":
         _store_weights_as_fp16(model)
     meta = model.metadata_props.add()
     meta.key, meta.value = "facescan_spec", json.dumps(asdict(spec))
@@ -365,6 +384,32 @@ def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, fp16_wei
     meta = model.metadata_props.add()
     meta.key, meta.value = "facescan_version", __version__
     onnx.save(model, str(path))
+
+
+def _quantize_int8(path: Path, calibration: np.ndarray, batch_size: int = 64) -> None:
+    """Static QDQ int8 quantization of Conv and Gemm nodes in place (onnxruntime.quantization)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(
+                {"pixels": np.ascontiguousarray(calibration[i : i + batch_size], np.float32)}
+                for i in range(0, len(calibration), batch_size)
+            )
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(path), str(prepared))
+        quantize_static(
+            str(prepared), str(path), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
+        )
 
 
 def _store_weights_as_fp16(model, min_size: int = 1024) -> None:
