@@ -17,6 +17,9 @@ app = typer.Typer(help="Facial attribute recognition: age group, gender, race an
                   add_completion=False)
 train_app = typer.Typer(help="Train facescan's models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Benchmark a backend on a labelled dataset (`facescan eval --dataset … --backend …`), "
+                            "or compare runs (`facescan eval compare RUN…`).")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -187,3 +190,74 @@ def main() -> None:  # console-script entry point
 
 if __name__ == "__main__":
     main()
+
+
+@eval_app.callback(invoke_without_command=True)
+def eval_run(
+    ctx: typer.Context,
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
+                                          help="KIND:PATH, KIND one of fairface, utkface, affectnet, affectnet7, "
+                                               "rafdb, fer2013, csv, imagefolder."),
+    split: str = typer.Option("val", "--split", help="Split to evaluate (train, val, test; all for UTKFace)."),
+    backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
+    attributes: Optional[str] = typer.Option(None, "--attributes", "-a",
+                                             help="Default: what the dataset labels and the backend predicts."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<backend>_<dataset>_<split>)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate a seeded sample of N items."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --limit sampling and of bootstrap intervals."),
+    stratify: Optional[str] = typer.Option(None, "--stratify", help="Sample by group, e.g. race or race,gender."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Items per stored batch."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Evaluate a backend on a dataset: every prediction is stored (SQLite) as it is made, so an
+    interrupted run resumes; writes metrics.json, report.md and report.html into the run folder."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not dataset:
+        err_console.print("facescan eval needs --dataset KIND:PATH (or a subcommand: compare)")
+        raise typer.Exit(2)
+    from facescan.evaluate import run_eval
+
+    attrs = [a.strip() for a in attributes.split(",")] if attributes else None
+    kind = dataset.split(":")[0]
+    safe_backend = "".join(c if c.isalnum() or c in "-_." else "_" for c in backend)[:60]
+    out = out or Path("runs") / f"{safe_backend}_{kind}_{split}"
+    try:
+        metrics = run_eval(dataset, split, backend, out, attrs, limit=limit, seed=seed, stratify=stratify,
+                           batch_size=batch_size, progress=not quiet)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        err_console.print(f"facescan eval: {escape(str(e))}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"{backend} on {dataset} ({split})")
+    for col in ("attribute", "n", "accuracy", "95% CI", "macro-F1", "±1 group", "invalid", "largest group gap"):
+        table.add_column(col)
+    for attr, m in metrics["attributes"].items():
+        if not m.get("n"):
+            continue
+        worst = max(m["fairness"].items(), key=lambda kv: kv[1]["largest_gap"], default=None)
+        gap = f"{worst[1]['largest_gap']:.3f} ({worst[0]})" if worst else "–"
+        table.add_row(attr, str(m["n"]), f"{m['accuracy']:.3f}", "[{:.3f}, {:.3f}]".format(*m["accuracy_ci95"]),
+                      f"{m['macro_f1']:.3f}", f"{m['within_one_group']:.3f}" if "within_one_group" in m else "–",
+                      f"{m['invalid_rate']:.3f}", gap)
+    console.print(table)
+    console.print(f"report: {out / 'report.html'} and {out / 'report.md'}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    runs: list[Path] = typer.Argument(..., help="Run folders written by `facescan eval`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the comparison as Markdown."),
+) -> None:
+    """Put runs side by side, with the paper-style table (backends × race, gender, age group, emotion)."""
+    from facescan.evaluate.compare import compare_markdown
+
+    try:
+        text = compare_markdown(runs)
+    except FileNotFoundError as e:
+        err_console.print(f"facescan eval compare: {escape(str(e))}")
+        raise typer.Exit(2) from None
+    from rich.markdown import Markdown
+
+    console.print(Markdown(text))
+    if out:
+        out.write_text(text, encoding="utf-8")

@@ -339,3 +339,6 @@ def age_interval_group(low: float, high: float | None, labels: str | LabelSet) -
     else:
         groups.add(age_to_group(high, ls))
     return groups.pop() if len(groups) == 1 else None
+
+#: The emotion codes 0-6 of the original ``fer2013.csv`` (not the label set's order).
+FER2013_CSV_CODES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

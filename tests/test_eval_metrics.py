@@ -1,0 +1,107 @@
+"""Metrics and fairness numbers checked against plain-Python computations on fixed predictions."""
+
+import pytest
+
+from facescan.evaluate.fairness import equalized_odds_difference, group_accuracy
+from facescan.evaluate.metrics import attribute_metrics
+
+pytest.importorskip("sklearn", reason="metrics need the eval extra (scikit-learn)")
+
+# 12 items, FairFace age groups; None = an invalid answer
+TRUE = ["20-29", "20-29", "30-39", "30-39", "40-49", "0-2", "3-9", "70+", "70+", "20-29", "50-59", "60-69"]
+PRED = ["20-29", "30-39", "30-39", None, "20-29", "0-2", "10-19", "60-69", "70+", "20-29", "50-59", "70+"]
+AGES = [25, 21, 33, 38, 44, 1, 7, 75, 80, 29, 55, 64]
+GROUP = ["a", "a", "a", "b", "b", "b", "a", "b", "a", "b", "a", "b"]
+LABELS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+"]
+MID = {"0-2": 1, "3-9": 6, "10-19": 14.5, "20-29": 24.5, "30-39": 34.5, "40-49": 44.5, "50-59": 54.5,
+       "60-69": 64.5, "70+": 75}
+
+
+def _by_hand():
+    n = len(TRUE)
+    correct = [t == p for t, p in zip(TRUE, PRED)]
+    per_class = {}
+    for c in LABELS:
+        tp = sum(t == c and p == c for t, p in zip(TRUE, PRED))
+        fp = sum(t != c and p == c for t, p in zip(TRUE, PRED))
+        fn = sum(t == c and p != c for t, p in zip(TRUE, PRED))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[c] = (prec, rec, f1, tp + fn)
+    present = [c for c in LABELS if per_class[c][3] > 0]
+    return {
+        "accuracy": sum(correct) / n,
+        "macro_f1": sum(per_class[c][2] for c in LABELS) / len(LABELS),
+        "balanced": sum(per_class[c][1] for c in present) / len(present),
+        "per_class": per_class,
+        "pm1": sum(p is not None and abs(LABELS.index(t) - LABELS.index(p)) <= 1 for t, p in zip(TRUE, PRED)) / n,
+        "mae": sum(abs(MID[p] - a) for p, a in zip(PRED, AGES) if p is not None) / sum(p is not None for p in PRED),
+        "invalid": sum(p is None for p in PRED) / n,
+    }
+
+
+def test_attribute_metrics_match_a_hand_computation():
+    m = attribute_metrics(TRUE, PRED, "age9", AGES, n_resamples=200)
+    ref = _by_hand()
+    assert m["accuracy"] == pytest.approx(ref["accuracy"])
+    assert m["macro_f1"] == pytest.approx(ref["macro_f1"])
+    assert m["balanced_accuracy"] == pytest.approx(ref["balanced"])
+    assert m["within_one_group"] == pytest.approx(ref["pm1"])
+    assert m["mae_years"] == pytest.approx(ref["mae"])
+    assert m["invalid_rate"] == pytest.approx(ref["invalid"])
+    for c, (prec, rec, f1, support) in ref["per_class"].items():
+        row = m["per_class"][c]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx((prec, rec, f1, support))
+    conf = m["confusion"]
+    assert conf["labels"][-1] == "invalid"
+    assert conf["matrix"][LABELS.index("30-39")][-1] == 1  # the invalid answer on a 30-39 face
+    assert sum(map(sum, conf["matrix"])) == len(TRUE)
+    lo, hi = m["accuracy_ci95"]
+    assert 0 <= lo <= m["accuracy"] <= hi <= 1
+    assert m["accuracy_ci95"] == attribute_metrics(TRUE, PRED, "age9", AGES, n_resamples=200)["accuracy_ci95"]
+
+
+def test_group_accuracy_gaps_and_equalized_odds_match_a_hand_computation():
+    fair = group_accuracy(TRUE, PRED, GROUP, LABELS, n_resamples=200)
+    acc = {}
+    for g in ("a", "b"):
+        idx = [i for i, x in enumerate(GROUP) if x == g]
+        acc[g] = sum(TRUE[i] == PRED[i] for i in idx) / len(idx)
+        assert fair["groups"][g]["accuracy"] == pytest.approx(acc[g])
+        assert fair["groups"][g]["n"] == len(idx)
+    assert fair["largest_gap"] == pytest.approx(abs(acc["a"] - acc["b"]))
+    assert fair["min_max_ratio"] == pytest.approx(min(acc.values()) / max(acc.values()))
+    assert fair["worst_group"] == min(acc, key=acc.get)
+
+    # equalized odds by hand: per class, spread across groups of TPR and of FPR
+    def rates(g, c):
+        idx = [i for i, x in enumerate(GROUP) if x == g]
+        pos = [i for i in idx if TRUE[i] == c]
+        neg = [i for i in idx if TRUE[i] != c]
+        tpr = sum(PRED[i] == c for i in pos) / len(pos) if pos else None
+        fpr = sum(PRED[i] == c for i in neg) / len(neg) if neg else None
+        return tpr, fpr
+
+    worst = 0.0
+    for c in LABELS:
+        for k in (0, 1):
+            vals = [rates(g, c)[k] for g in ("a", "b") if rates(g, c)[k] is not None]
+            if len(vals) == 2:
+                worst = max(worst, max(vals) - min(vals))
+    assert fair["equalized_odds_difference"] == pytest.approx(worst)
+
+
+def test_equalized_odds_is_zero_for_identical_behaviour_across_groups():
+    import numpy as np
+
+    yt = np.array(["m", "f", "m", "f"])
+    yp = np.array(["m", "m", "m", "m"])
+    assert equalized_odds_difference(yt, yp, np.array(["a", "a", "b", "b"]), ["m", "f"]) == 0.0
+
+
+def test_perfect_and_all_invalid_predictions():
+    perfect = attribute_metrics(["male", "female"] * 5, ["male", "female"] * 5, "gender", n_resamples=50)
+    assert perfect["accuracy"] == 1.0 and perfect["macro_f1"] == 1.0 and perfect["accuracy_ci95"] == (1.0, 1.0)
+    invalid = attribute_metrics(["male", "female"] * 5, [None] * 10, "gender", n_resamples=50)
+    assert invalid["accuracy"] == 0.0 and invalid["invalid_rate"] == 1.0 and invalid["macro_f1"] == 0.0

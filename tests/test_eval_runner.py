@@ -1,0 +1,130 @@
+"""facescan eval end to end: stored predictions, resume after SIGKILL, report, compare."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from facescan.cli import app
+from facescan.evaluate import run_eval
+
+from .conftest import shared
+from .dataset_layouts import write_fairface, write_fer2013_folders
+
+pytest.importorskip("sklearn", reason="eval needs the eval extra (scikit-learn, matplotlib)")
+pytest.importorskip("matplotlib", reason="eval needs the eval extra (scikit-learn, matplotlib)")
+
+# A builtin backend slowed down so that a run can be killed in the middle; registered in the child process.
+SLOW_RUN = textwrap.dedent("""
+    import sys, time
+    from facescan.backends.base import BackendKind, register_backend
+    from facescan.backends.builtin import BuiltinBackend
+
+    class Slow(BuiltinBackend):
+        def predict(self, faces, attributes):
+            time.sleep(0.25)
+            return super().predict(faces, attributes)
+
+    register_backend(BackendKind("slowbuiltin", lambda options: Slow(), "test", ("age", "gender", "race")))
+    from facescan.evaluate import run_eval
+    run_eval(sys.argv[1], "val", "slowbuiltin", sys.argv[2], batch_size=6, progress=False, n_resamples=100)
+""")
+
+
+def _count(db):
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _child(dataset, out):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-c", SLOW_RUN, dataset, str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigkill_halfway_then_resume_holds_each_item_once_with_the_same_metrics(tmp_path):
+    data = write_fairface(tmp_path / "ff", n=60)
+    dataset = f"fairface:{data}"
+    total = 60 * 3
+    db = tmp_path / "killed" / "predictions.sqlite"
+    proc = _child(dataset, tmp_path / "killed")
+    deadline = time.time() + 120
+    while _count(db) < total // 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _count(db)
+    assert 0 < partial < total, f"kill landed at {partial}/{total} rows"
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+
+    resumed = _child(dataset, tmp_path / "killed")
+    assert resumed.wait(timeout=180) == 0, resumed.stderr.read().decode()
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT item_id, attribute FROM predictions").fetchall()
+    assert len(rows) == total and len(set(rows)) == total
+
+    clean = _child(dataset, tmp_path / "clean")
+    assert clean.wait(timeout=180) == 0
+    a = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "clean" / "metrics.json").read_text())
+    assert a["attributes"] == b["attributes"]
+
+
+def test_run_writes_report_and_a_rerun_recomputes_nothing(tmp_path):
+    data = write_fairface(tmp_path / "ff", n=28)
+    out = tmp_path / "run"
+    m = run_eval(f"fairface:{data}", "val", "builtin", out, progress=False, n_resamples=100)
+    assert set(m["attributes"]) == {"age", "gender", "race"}  # what FairFace labels and builtin predicts
+    assert m["attributes"]["gender"]["n"] == 28
+    assert set(m["attributes"]["race"]["fairness"]) == {"race", "gender", "age", "race × gender"}
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    md = (out / "report.md").read_text()
+    assert "accuracy per race × gender" in md and "builtin" in md
+    assert (out / "figures" / "confusion_race.png").stat().st_size > 1000
+    stamp = (out / "predictions.sqlite").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="another run"):
+        run_eval(f"fairface:{data}", "val", "builtin", out, attributes=["gender"], progress=False)
+    again = run_eval(f"fairface:{data}", "val", "builtin", out, progress=False, n_resamples=100)
+    assert again["attributes"] == m["attributes"]
+    assert stamp <= (out / "predictions.sqlite").stat().st_mtime_ns
+
+
+def test_cli_eval_and_compare(tmp_path):
+    runner = CliRunner()
+    ff = write_fairface(tmp_path / "ff", n=21)
+    fer = write_fer2013_folders(tmp_path / "fer")
+    r1 = runner.invoke(app, ["eval", "--dataset", f"fairface:{ff}", "--out", str(tmp_path / "a"), "-q"])
+    assert r1.exit_code == 0, r1.output
+    r2 = runner.invoke(app, ["eval", "--dataset", f"fer2013:{fer}", "--out", str(tmp_path / "b"), "-q"])
+    assert r2.exit_code == 0, r2.output
+    res = runner.invoke(app, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"),
+                              "--out", str(tmp_path / "cmp.md")])
+    assert res.exit_code == 0, res.output
+    table = (tmp_path / "cmp.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| builtin |"))
+    assert row.count("fairface") == 3 and "fer2013" in row  # race, gender, age from FairFace; emotion from FER
+    bad = runner.invoke(app, ["eval", "--dataset", f"fer2013:{fer}", "--attributes", "race",
+                              "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and "no race labels" in bad.output
+    assert runner.invoke(app, ["eval", "compare", str(tmp_path / "nothing")]).exit_code == 2
+
+
+def test_fairface_val_sample_on_shared_data(tmp_path):
+    root = shared("fairface")
+    m = run_eval(f"fairface:{root}", "val", "builtin", tmp_path / "run", limit=300, stratify="race",
+                 progress=False, n_resamples=100)
+    assert m["attributes"]["gender"]["accuracy"] > 0.8
+    assert m["attributes"]["race"]["fairness"]["race"]["largest_gap"] > 0
