@@ -32,6 +32,7 @@ def write_utkface(root):
     root.mkdir(parents=True, exist_ok=True)
     names = ["1_0_2_20161219140530307.jpg.chip.jpg", "34_1_0_20170103183229419.jpg.chip.jpg",
              "72_0_4_20170120134639935.jpg.chip.jpg", "25_1_3_20170104.jpg.chip.jpg",
+             "116_0_0_20170112213500903.jpg.chip.jpg",  # UTKFace's oldest age
              "61_1_20170109142408075.jpg.chip.jpg"]  # the last lacks its race field, as 3 UTKFace files do
     for i, name in enumerate(names):
         face_image(i).save(root / name)

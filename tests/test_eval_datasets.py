@@ -32,7 +32,8 @@ def test_utkface_reads_labels_from_names_and_warns_about_bad_ones(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 file"):
         samples = open_dataset(f"utkface:{root}", "all")
     by_age = {s.exact_age: s for s in samples}
-    assert set(by_age) == {1.0, 34.0, 72.0, 25.0}
+    assert set(by_age) == {1.0, 34.0, 72.0, 25.0, 116.0}
+    assert by_age[116.0].labels == {"age": "70+", "gender": "male", "race": "white"}
     assert by_age[1.0].labels == {"age": "0-2", "gender": "male", "race": "asian"}
     assert by_age[34.0].labels == {"age": "30-39", "gender": "female", "race": "white"}
     assert by_age[72.0].labels["race"] == "others" and by_age[72.0].labels["age"] == "70+"

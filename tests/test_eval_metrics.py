@@ -105,3 +105,18 @@ def test_perfect_and_all_invalid_predictions():
     assert perfect["accuracy"] == 1.0 and perfect["macro_f1"] == 1.0 and perfect["accuracy_ci95"] == (1.0, 1.0)
     invalid = attribute_metrics(["male", "female"] * 5, [None] * 10, "gender", n_resamples=50)
     assert invalid["accuracy"] == 0.0 and invalid["invalid_rate"] == 1.0 and invalid["macro_f1"] == 0.0
+
+
+def test_bootstrap_macro_f1_rows_equal_sklearn_on_each_resample():
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from facescan.evaluate.metrics import _macro_f1_rows
+
+    rng = np.random.default_rng(3)
+    t = rng.integers(0, 4, (20, 50))
+    p = rng.integers(0, 5, (20, 50))  # 4 = invalid
+    ours = _macro_f1_rows(t, p, 4)
+    for row in range(20):
+        ref = f1_score(t[row], p[row], labels=[0, 1, 2, 3], average="macro", zero_division=0)
+        assert ours[row] == pytest.approx(ref)

@@ -38,7 +38,7 @@ def group_accuracy(y_true: Sequence[str], y_pred: Sequence[str | None], groups: 
             continue
         c = correct[idx]
         table[name] = {"n": int(len(idx)), "accuracy": float(c.mean()),
-                       "ci95": bootstrap_ci(lambda i, c=c: c[i].mean(), len(idx), n_resamples, seed)}
+                       "ci95": bootstrap_ci(lambda i, c=c: c[i].mean(1), len(idx), n_resamples, seed)}
     accs = [row["accuracy"] for row in table.values()]
     worst = min(table, key=lambda k: table[k]["accuracy"])
     best = max(table, key=lambda k: table[k]["accuracy"])

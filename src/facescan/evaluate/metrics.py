@@ -28,12 +28,34 @@ def _encode(y_pred: Sequence[str | None]) -> list[str]:
     return [INVALID if p is None else p for p in y_pred]
 
 
-def bootstrap_ci(values_fn, n: int, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Percentile 95% interval of ``values_fn(indices)`` over ``n_resamples`` resamples of range(n)."""
+def bootstrap_ci(statistic, n: int, n_resamples: int = 1000, seed: int = 0,
+                 block: int = 200) -> tuple[float, float]:
+    """Percentile 95% interval of a statistic over ``n_resamples`` resamples of ``range(n)``.
+
+    ``statistic`` takes a (resamples, n) matrix of indices and returns one value per row, so the
+    resamples are computed together (in blocks, to bound memory).
+    """
     rng = np.random.default_rng(seed)
-    stats = [values_fn(rng.integers(0, n, n)) for _ in range(n_resamples)]
+    stats = np.concatenate([statistic(rng.integers(0, n, (min(block, n_resamples - k), n)))
+                            for k in range(0, n_resamples, block)])
     lo, hi = np.percentile(stats, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def _macro_f1_rows(t: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
+    """Macro-F1 of each row of integer-coded true/predicted matrices (classes 0..k-1; k = invalid).
+
+    The bootstrap needs it for hundreds of resamples at once, which sklearn's f1_score does one
+    call at a time; the point estimate itself comes from sklearn.
+    """
+    f1 = np.zeros(t.shape[0])
+    for c in range(k):
+        tp = ((t == c) & (p == c)).sum(1)
+        fp = ((t != c) & (p == c)).sum(1)
+        fn = ((t == c) & (p != c)).sum(1)
+        denom = 2 * tp + fp + fn
+        f1 += np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)
+    return f1 / k
 
 
 def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label_set: str,
@@ -51,18 +73,18 @@ def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label
         warnings.simplefilter("ignore")  # "y_pred has classes not in y_true" (invalid) is expected
         balanced = balanced_accuracy_score(yt, yp)
     precision, recall, f1, support = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
-    yt_arr, yp_arr = np.array(yt), np.array(yp)
-
-    def macro_f1(idx):
-        return f1_score(yt_arr[idx], yp_arr[idx], labels=labels, average="macro", zero_division=0)
+    code = {lab: i for i, lab in enumerate(labels)}
+    yt_int = np.array([code[t] for t in yt])
+    yp_int = np.array([code.get(p, len(labels)) for p in yp])
 
     out = {
         "label_set": ls.name,
         "n": n,
         "accuracy": float(accuracy_score(yt, yp)),
-        "accuracy_ci95": bootstrap_ci(lambda idx: correct[idx].mean(), n, n_resamples, seed),
+        "accuracy_ci95": bootstrap_ci(lambda idx: correct[idx].mean(1), n, n_resamples, seed),
         "macro_f1": float(f1_score(yt, yp, labels=labels, average="macro", zero_division=0)),
-        "macro_f1_ci95": bootstrap_ci(macro_f1, n, min(n_resamples, 300), seed),
+        "macro_f1_ci95": bootstrap_ci(lambda idx: _macro_f1_rows(yt_int[idx], yp_int[idx], len(labels)), n,
+                                      n_resamples, seed),
         "balanced_accuracy": float(balanced),
         "invalid_rate": float(np.mean([p == INVALID for p in yp])),
         "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -36,23 +36,28 @@ def _figure_confusion(m: dict, title: str):
     return fig
 
 
-def _figure_groups(fair: dict, title: str):
+def _figure_groups(fairness: dict, attribute: str):
+    """One panel per grouping: accuracy per group with its bootstrap interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(fair["groups"])
-    accs = [fair["groups"][n]["accuracy"] for n in names]
-    lo = [a - fair["groups"][n]["ci95"][0] for a, n in zip(accs, names)]
-    hi = [fair["groups"][n]["ci95"][1] - a for a, n in zip(accs, names)]
-    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.28 * len(names)))
-    ax.barh(range(len(names)), accs, xerr=[lo, hi], color="#4c78a8", capsize=2)
-    ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy (95% bootstrap interval)")
-    ax.set_title(f"{title} — gap {fair['largest_gap']:.3f}, min/max {fair['min_max_ratio']:.2f}", fontsize=9)
+    sizes = [len(f["groups"]) for f in fairness.values()]
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(6, 0.8 * len(sizes) + 0.26 * sum(sizes)),
+                             gridspec_kw={"height_ratios": sizes}, squeeze=False)
+    for ax, (grouping, fair) in zip(axes[:, 0], fairness.items()):
+        names = list(fair["groups"])
+        accs = [fair["groups"][n]["accuracy"] for n in names]
+        lo = [a - fair["groups"][n]["ci95"][0] for a, n in zip(accs, names)]
+        hi = [fair["groups"][n]["ci95"][1] - a for a, n in zip(accs, names)]
+        ax.barh(range(len(names)), accs, xerr=[lo, hi], color="#4c78a8", capsize=2)
+        ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{attribute} accuracy per {grouping}: gap {fair['largest_gap']:.3f}, "
+                     f"min/max {fair['min_max_ratio']:.2f}", fontsize=8)
+    axes[-1, 0].set_xlabel("accuracy (95% bootstrap interval)", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -119,9 +124,10 @@ def write_report(metrics: dict, out: Path) -> tuple[Path, Path]:
                    "|---|---|---|---|"]
             md += [f"| {g} | {r['n']} | {r['accuracy']:.3f} | {_fmt_ci(r['ci95'])} |"
                    for g, r in fair["groups"].items()]
-            name = f"groups_{attr}_{grouping.replace(' × ', '_')}.png"
-            figures.append((name, _png(_figure_groups(fair, f"{attr} per {grouping}"))))
-            md += ["", f"![{attr} accuracy per {grouping}](figures/{name})"]
+        if m["fairness"]:
+            name = f"groups_{attr}.png"
+            figures.append((name, _png(_figure_groups(m["fairness"], attr))))
+            md += ["", f"![{attr} accuracy per group](figures/{name})"]
     for name, data in figures:
         (out / "figures" / name).write_bytes(data)
     md_text = "\n".join(md) + "\n"
