@@ -261,3 +261,46 @@ def eval_compare(
     console.print(Markdown(text))
     if out:
         out.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def finetune(
+    config: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                  help="A TOML recipe, e.g. configs/finetune-tiny.toml."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the held-out evaluation at the end."),
+) -> None:
+    """Fine-tune a VLM into a face-attribute specialist (LoRA / QLoRA / full); resumes from its last checkpoint."""
+    from facescan.train.finetune import finetune as run
+    from facescan.train.finetune import load_config
+
+    try:
+        cfg = load_config(config)
+        result = run(cfg, evaluate=not no_eval)
+    except (ValueError, FileNotFoundError) as e:
+        err_console.print(f"facescan finetune: {escape(str(e))}")
+        raise typer.Exit(2) from None
+    console.print(f"trained {result['steps']} steps; model: {result['model']} (use --backend hf:{result['model']})")
+    if result["eval"]:
+        for attr, m in result["eval"]["attributes"].items():
+            console.print(f"{attr}: accuracy {m['accuracy']:.3f} on {cfg.eval_split} (n={m['n']}), "
+                          f"macro-F1 {m['macro_f1']:.3f}")
+
+
+@app.command()
+def instruct(
+    dataset: str = typer.Argument(..., help="KIND:PATH, as for facescan eval."),
+    out: Path = typer.Option(Path("instruct-data"), "--out", help="Folder for <split>.jsonl (+ images)."),
+    split: str = typer.Option("train", "--split"),
+    attributes: Optional[str] = typer.Option(None, "--attributes", "-a", help="Default: every labelled attribute."),
+    phrasings: int = typer.Option(1, "--phrasings", min=1, help="Question phrasings per item and attribute."),
+    cot: bool = typer.Option(False, "--cot", help="Add ExpLLM-style chain-of-thought records for emotion."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write instruction records (image, question, answer) for VLM fine-tuning, in the datasets JSON convention."""
+    from facescan.train.instruct import build_records
+
+    attrs = [a.strip() for a in attributes.split(",")] if attributes else None
+    path = build_records(dataset, split, out, attrs, phrasings, cot, limit, seed)
+    n = sum(1 for _ in path.open())
+    console.print(f"{n} records → {path} (load with datasets.load_dataset('json', data_files='{path}'))")

@@ -25,6 +25,7 @@ from facescan.backends.base import FaceInput
 from facescan.backends.parsing import parse_answer, parse_json_answer
 from facescan.schema import AttributePrediction
 
+FOLDER_PRESET = "facescan_preset.toml"  # written by `facescan finetune` next to the weights it exports
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
           "fp16": "float16", "float16": "float16"}
 
@@ -35,7 +36,7 @@ class HFOptions:
 
     model: str
     mode: str = "scoring"
-    preset: str = "paper"
+    preset: str | None = None  # default: the folder's facescan_preset.toml (fine-tuned models), else "paper"
     device: str | None = None
     dtype: str | None = None
     bits: int | None = None
@@ -132,6 +133,16 @@ def load_processor(source: str, revision: str | None = None):
     return _PartsProcessor(image_processor, tokenizer, "<|image_pad|>", image_processor.merge_size)
 
 
+def prompt_text(processor, question: str) -> str:
+    """The text fed with the image: the chat template where the model has one."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    template = getattr(processor, "chat_template", None) or getattr(tokenizer, "chat_template", None)
+    if not template:  # PaliGemma-style: the image token, then the question; the processor adds the rest
+        return getattr(processor, "image_token", "") + question
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
 class HFBackend:
     """A local transformers VLM answering one question per attribute (or one JSON question)."""
 
@@ -142,7 +153,8 @@ class HFBackend:
 
         self.options = HFOptions.parse(options) if isinstance(options, str) else options
         o = self.options
-        self.preset = prompts.load_preset(o.preset)
+        own = Path(o.model) / FOLDER_PRESET
+        self.preset = prompts.load_preset(o.preset or (own if own.exists() else "paper"))
         self.device = _pick_device(o.device)
         if o.bits and not self.device.startswith("cuda"):
             raise ValueError("4/8-bit loading (bitsandbytes) needs a CUDA device")
@@ -208,12 +220,7 @@ class HFBackend:
 
     # ------------------------------------------------------------------ prompting
     def prompt_text(self, question: str) -> str:
-        """The text fed with the image: the chat template where the model has one."""
-        template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
-        if not template:  # PaliGemma-style: the image token, then the question; the processor adds the rest
-            return getattr(self.processor, "image_token", "") + question
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return prompt_text(self.processor, question)
 
     def model_inputs(self, images: list, question: str) -> dict:
         """Processor outputs for the same question about each image (equal lengths: no padding)."""

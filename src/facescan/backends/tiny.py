@@ -57,13 +57,19 @@ def build_tokenizer(special_tokens: list[str], vocab_size: int = 600, bos: str =
                                    extra_special_tokens={}, additional_special_tokens=special_tokens)
 
 
-def _text_config(vocab_size: int, **extra) -> dict:
-    return dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=2048, **extra)
+def _text_config(vocab_size: int, hidden: int = 32, layers: int = 2, **extra) -> dict:
+    return dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, max_position_embeddings=2048,
+                **extra)
 
 
-def build_tiny_vlm(family: str, folder: str | Path, seed: int = 0) -> Path:
-    """Build a random-weight VLM of ``family`` with its processor and save both to ``folder``."""
+def build_tiny_vlm(family: str, folder: str | Path, seed: int = 0, image_size: int = 32, hidden: int = 32,
+                   layers: int = 2) -> Path:
+    """Build a random-weight VLM of ``family`` with its processor and save both to ``folder``.
+
+    ``image_size``, ``hidden`` and ``layers`` size the PaliGemma family (the fine-tuning recipe's
+    ``tiny`` preset uses a larger one than the tests); the other families keep the test size.
+    """
     import torch
     import transformers as tf
 
@@ -74,15 +80,18 @@ def build_tiny_vlm(family: str, folder: str | Path, seed: int = 0) -> Path:
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
     if family == "paligemma":
         tokenizer = build_tokenizer(["<image>"])
-        image_size, patch = 32, 8
+        patch = 8
+        pali_vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                           num_attention_heads=4)
         config = tf.PaliGemmaConfig(
-            vision_config=dict(model_type="siglip_vision_model", image_size=image_size, patch_size=patch, **vision),
-            text_config=dict(model_type="gemma", **_text_config(len(tokenizer))),
-            image_token_index=tokenizer.convert_tokens_to_ids("<image>"), projection_dim=32, hidden_size=32,
+            vision_config=dict(model_type="siglip_vision_model", image_size=image_size, patch_size=patch,
+                               **pali_vision),
+            text_config=dict(model_type="gemma", **_text_config(len(tokenizer), hidden, layers)),
+            image_token_index=tokenizer.convert_tokens_to_ids("<image>"), projection_dim=hidden, hidden_size=hidden,
             vocab_size=len(tokenizer),
         )
         config.text_config.num_image_tokens = (image_size // patch) ** 2
-        config.vision_config.projection_dim = 32
+        config.vision_config.projection_dim = hidden
         model = tf.PaliGemmaForConditionalGeneration(config)
         image_processor = tf.SiglipImageProcessorPil(size={"height": image_size, "width": image_size})
         image_processor.image_seq_length = (image_size // patch) ** 2
