@@ -37,7 +37,7 @@ def _fairface_fixture(root, n=48):
 def tiny(tmp_path):
     data = _fairface_fixture(tmp_path / "ff")
     cfg = replace(builtin.DEFAULT_CONFIGS["fairface"], epochs=2, widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1),
-                  batch_size=16, threads=1)
+                  batch_size=16, threads=1, members=1, member_overrides=())
     return data, cfg, tmp_path
 
 
@@ -151,3 +151,28 @@ def test_int8_export_quantizes_convolutions_and_keeps_predictions(tmp_path):
         assert np.abs(pf - pq).max() < 0.1
     with pytest.raises(ValueError, match="calibration"):
         builtin.export_onnx(net, spec, tmp_path / "x.onnx", {}, precision="int8")
+
+
+def test_members_of_another_input_size_see_the_input_resized_in_the_graph(tiny):
+    import onnxruntime as ort
+    import torch.nn.functional as F
+
+    data, cfg, tmp = tiny
+    cfg = replace(cfg, epochs=1, members=2, precision="fp32",
+                  member_overrides=({}, {"resize": 54, "crop": 48, "seed_offset": 5}))
+    out = builtin.train("fairface", data, tmp / "out", tmp / "cache", cfg, run_dir=tmp / "run")
+    assert (tmp / "cache" / "fairface_train_54.npz").exists()  # the small member's own decoded cache
+    spec = builtin.TASKS["fairface"]
+    big = builtin.build_network(spec, cfg.widths, cfg.blocks)
+    big.load_state_dict(_weights(tmp / "run"))
+    small = builtin.build_network(spec, cfg.widths, cfg.blocks)
+    small.load_state_dict(_weights(tmp / "run" / "member1"))
+    assert torch.load(tmp / "run" / "member1" / "checkpoint.pt", weights_only=False)["history"][0]["seed"] == 5
+    x = np.random.default_rng(0).uniform(0, 255, (3, 3, spec.crop, spec.crop)).astype(np.float32)
+    got = ort.InferenceSession(str(out)).run(["gender"], {"pixels": x})[0]
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        views = [(big, t), (small, F.interpolate(t, size=(48, 48), mode="bilinear", align_corners=False))]
+        want = sum(torch.softmax(n.eval()(v)["gender"], 1) + torch.softmax(n(torch.flip(v, dims=[3]))["gender"], 1)
+                   for n, v in views) / 4
+    assert np.abs(got - want.numpy()).max() < 1e-4

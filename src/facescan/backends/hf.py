@@ -44,6 +44,7 @@ class HFOptions:
     revision: str | None = None
     processor: str | None = None
     max_new_tokens: int = 24
+    min_new_tokens: int = 0  # benchmarks: answers of a fixed length, whatever the weights
     batch_size: int = 8
     chip_size: int = 224  # faces are resized to this square, so every face yields as many image tokens
 
@@ -59,7 +60,8 @@ class HFOptions:
             if key not in cls.__dataclass_fields__ or key == "model":
                 raise ValueError(f"unknown hf backend option {key!r}; known: "
                                  f"{', '.join(k for k in cls.__dataclass_fields__ if k != 'model')}")
-            kwargs[key] = int(value) if key in ("bits", "max_new_tokens", "batch_size", "chip_size") else value
+            ints = ("bits", "max_new_tokens", "min_new_tokens", "batch_size", "chip_size")
+            kwargs[key] = int(value) if key in ints else value
         opts = cls(model=model, **kwargs)
         if opts.mode not in ("scoring", "generation"):
             raise ValueError(f"hf backend mode must be scoring or generation, not {opts.mode!r}")
@@ -287,7 +289,8 @@ class HFBackend:
         """Greedy answers to the same question about each image."""
         inputs = self.model_inputs(images, question)
         with self._torch.no_grad():
-            out = self.model.generate(**inputs, max_new_tokens=self.options.max_new_tokens, do_sample=False)
+            out = self.model.generate(**inputs, max_new_tokens=self.options.max_new_tokens,
+                                      min_new_tokens=self.options.min_new_tokens, do_sample=False)
         new = out[:, inputs["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 

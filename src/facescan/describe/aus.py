@@ -24,9 +24,9 @@ _CHEEK_R, _CHEEK_L = 50, 280
 
 #: AU name, FACS number and the emotions it is linked with (ExpLLM-style evidence).
 AUS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "AU1+2": ("brow raiser (inner and outer)", ("surprise", "fear")),
+    "AU1+2": ("inner and outer brow raiser", ("surprise", "fear")),
     "AU4": ("brow lowerer", ("angry", "sad", "fear", "disgust")),
-    "AU6": ("cheek raiser (eye narrowing)", ("happy",)),
+    "AU6": ("cheek raiser", ("happy",)),
     "AU12": ("lip corner puller", ("happy", "contempt")),
     "AU15": ("lip corner depressor", ("sad", "disgust")),
     "AU25": ("lips part", ("surprise", "fear", "happy")),

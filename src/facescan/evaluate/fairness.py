@@ -24,15 +24,17 @@ def groupings_for(ground_truth: Sequence[dict[str, str]]) -> list[tuple[str, ...
 
 
 def group_accuracy(y_true: Sequence[str], y_pred: Sequence[str | None], groups: Sequence[str],
-                   labels: Sequence[str], n_resamples: int = 1000, seed: int = 0, min_group: int = 1) -> dict:
+                   labels: Sequence[str], n_resamples: int = 1000, seed: int = 0, min_group: int = 1,
+                   order: Sequence[str] | None = None) -> dict:
     """Accuracy (with a bootstrap 95% interval) per group, the largest gap, the min/max ratio,
-    and the equalized-odds difference."""
+    and the equalized-odds difference. Groups are listed in ``order`` (default: sorted)."""
     yt = np.array(y_true)
     yp = np.array([INVALID if p is None else p for p in y_pred])
     g = np.array(groups)
     correct = yt == yp
     table = {}
-    for name in sorted(set(g)):
+    present = set(g)
+    for name in [n for n in order if n in present] if order else sorted(present):
         idx = np.flatnonzero(g == name)
         if len(idx) < min_group:
             continue

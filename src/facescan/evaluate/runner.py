@@ -174,8 +174,11 @@ def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0) -> dict:
         m["fairness"] = {}
         for grouping in groupings_for([it["labels"] for it in kept]):
             groups = ["/".join(it["labels"][k] for k in grouping) for it in kept]
+            sets = [taxonomy.label_set(meta["label_sets"][k]) for k in grouping]
+            order = sorted(set(groups), key=lambda g: [ls.index(p) for ls, p in zip(sets, g.split("/"))])
             m["fairness"][" × ".join(grouping)] = group_accuracy(
-                y_true, y_pred, groups, taxonomy.label_set(common).labels, n_resamples=n_resamples, seed=seed)
+                y_true, y_pred, groups, taxonomy.label_set(common).labels, n_resamples=n_resamples, seed=seed,
+                order=order)
         out["attributes"][attr] = m
     out["n_items"] = len(items)
     out["mean_accuracy"] = float(np.mean([m["accuracy"] for m in out["attributes"].values() if m.get("n")]))

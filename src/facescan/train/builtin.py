@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,21 +56,29 @@ class TrainConfig:
     train_pad: int = 4
     random_erasing: float = 0.0
     members: int = 1  # ensemble size: members are trained with seeds seed, seed+1, …
+    # Per-member changes, e.g. {"resize": 72, "crop": 64, "epochs": 30, "seed_offset": 1}: a member
+    # may see another input size (the exported graph resizes the model input for it).
+    member_overrides: tuple[dict, ...] = ()
     precision: str = "int8"  # weights in the exported file: "int8" (static, calibrated), "fp16" or "fp32"
 
 
+_FAIRFACE_64 = {"resize": 72, "crop": 64, "epochs": 30, "threads": 1}
 DEFAULT_CONFIGS = {
-    "fairface": TrainConfig("fairface", epochs=40, widths=(32, 64, 128, 256), blocks=(1, 2, 2, 1), threads=2),
+    # three members: one at 80×80 (40 epochs) and two at 64×64 (seeds 0 and 1, 30 epochs)
+    "fairface": TrainConfig("fairface", epochs=40, widths=(32, 64, 128, 256), blocks=(1, 2, 2, 1), threads=2,
+                            members=3, member_overrides=({}, {**_FAIRFACE_64, "seed_offset": 0},
+                                                         {**_FAIRFACE_64, "seed_offset": 1})),
     "fer2013": TrainConfig("fer2013", epochs=30, widths=(48, 96, 192, 384), blocks=(1, 1, 2, 1), random_erasing=0.5),
 }
 
 
 # ------------------------------------------------------------------------------- data cache
-def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progress: bool = True) -> dict:
+def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progress: bool = True,
+                spec: ModelSpec | None = None) -> dict:
     """Decode a split once into uint8 arrays at the model's ``resize`` size (cached as .npz)."""
     from facescan.datasets import open_dataset
 
-    spec = TASKS[task]
+    spec = spec or TASKS[task]
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{task}_{split}_{spec.resize}.npz"
     if path.exists():
@@ -143,19 +151,28 @@ def build_network(spec: ModelSpec, widths, blocks):
     return Net()
 
 
-def _probability_module(nets, names):
+def _probability_module(nets, names, sizes=None, input_size=None):
     """A module whose outputs are probabilities averaged over the ensemble members and over each
-    image and its mirror image, one tensor per attribute (what the ONNX graph computes)."""
+    image and its mirror image, one tensor per attribute (what the ONNX graph computes).
+
+    ``sizes`` gives each member's input side; a member whose side differs from the input's sees
+    the input resized (bilinear) — the members share the chip's field of view.
+    """
     import torch
+    import torch.nn.functional as F
 
     class Probabilities(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.nets = torch.nn.ModuleList(nets)
+            # decided here, not in forward, so the exported graph has no shape-dependent branch
+            self.sizes = [None if s is None or s == input_size else s for s in (sizes or [None] * len(nets))]
 
         def forward(self, x):
-            views = (x, torch.flip(x, dims=[3]))
-            outs = [net(v) for net in self.nets for v in views]
+            outs = []
+            for net, size in zip(self.nets, self.sizes):
+                v = x if size is None else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+                outs += [net(v), net(torch.flip(v, dims=[3]))]
             return tuple(sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names)
 
     return Probabilities()
@@ -257,21 +274,35 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         vd = build_cache(task, data_root, val_split, cache_dir)
         val = (vd["images"], {a: vd[f"y_{a}"] for a in spec.outputs})
 
-    nets, histories = [], []
+    nets, histories, sizes = [], [], []
     for k in range(cfg.members):
         member_dir = run_dir if k == 0 else run_dir / f"member{k}"
-        net, history, done = _train_member(spec, cfg, cfg.seed + k, images, labels, val, member_dir, stop_after)
+        override = dict(cfg.member_overrides[k]) if k < len(cfg.member_overrides) else {}
+        seed = cfg.seed + override.pop("seed_offset", k)
+        m_spec = replace(spec, **{f: override.pop(f) for f in ("resize", "crop") if f in override})
+        m_cfg = replace(cfg, **override)
+        m_images, m_labels, m_val = images, labels, val
+        if m_spec.resize != spec.resize:
+            m_data = build_cache(task, data_root, "train", cache_dir, spec=m_spec)
+            m_images, m_labels = m_data["images"], {a: m_data[f"y_{a}"] for a in spec.outputs}
+            if val_split:
+                vd = build_cache(task, data_root, val_split, cache_dir, spec=m_spec)
+                m_val = (vd["images"], {a: vd[f"y_{a}"] for a in spec.outputs})
+        torch.set_num_threads(m_cfg.threads)
+        net, history, done = _train_member(m_spec, m_cfg, seed, m_images, m_labels, m_val, member_dir, stop_after)
         if not done:
             return member_dir / "checkpoint.pt"
         nets.append(net)
         histories.append(history)
+        sizes.append(m_spec.crop)
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / spec.file
     calibration = None
     if cfg.precision == "int8":
         pick = np.random.default_rng(cfg.seed).choice(len(images), min(512, len(images)), replace=False)
         calibration = _center(_to_tensor(images[np.sort(pick)]), spec.crop).numpy()
-    export_onnx(nets, spec, out_path, {"config": asdict(cfg), "history": histories}, cfg.precision, calibration)
+    export_onnx(nets, spec, out_path, {"config": asdict(cfg), "history": histories}, cfg.precision, calibration,
+                sizes=sizes)
     return out_path
 
 
@@ -348,7 +379,7 @@ def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, 
 
 
 def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, precision: str = "fp16",
-                calibration: np.ndarray | None = None) -> None:
+                calibration: np.ndarray | None = None, sizes: list[int] | None = None) -> None:
     """Export one net or a list of nets (averaged) to ONNX, probabilities out, spec stored as metadata.
 
     ``precision``: "fp32"; "fp16" stores large weights as float16 (computed in float32);
@@ -366,11 +397,11 @@ def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, precisio
         raise ValueError("int8 export needs calibration images")
     nets = [n.eval().float() for n in (nets if isinstance(nets, (list, tuple)) else [nets])]
     names = list(spec.outputs)
-    wrapped = _probability_module(nets, names)
+    wrapped = _probability_module(nets, names, sizes, spec.crop)
     dummy = torch.zeros(2, spec.channels, spec.crop, spec.crop)
     torch.onnx.export(
         wrapped, (dummy,), str(path), input_names=["pixels"], output_names=names,
-        dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=17, dynamo=False,
+        dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=18, dynamo=False,
     )
     if precision == "int8":
         _quantize_int8(path, calibration)

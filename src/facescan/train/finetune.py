@@ -241,6 +241,7 @@ def _plot_loss(history: list[dict], path: Path) -> None:
     ax.plot([h["step"] for h in history], [h["loss"] for h in history])
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (answer tokens)")
+    ax.set_yscale("log")
     ax.set_title("facescan finetune")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

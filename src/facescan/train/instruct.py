@@ -59,7 +59,8 @@ def chain_of_thought(readings, label: str, label_set: str, top: int = 3) -> str:
         lines.append(f"- {r.au} ({r.name}), intensity {r.intensity:.1f}/5; linked with {linked}.")
     support = [r.au for r in strong if label in r.emotions]
     if support:
-        interpretation = f"{' and '.join(support)} point to {ls.pretty(label)}."
+        verb = "points" if len(support) == 1 else "point"
+        interpretation = f"{' and '.join(support)} {verb} to {ls.pretty(label)}."
     elif label == "neutral":
         interpretation = "No action unit is strongly active, which indicates a neutral face."
     else:
