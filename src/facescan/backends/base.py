@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -66,67 +67,40 @@ def load_backend(spec: str = "builtin") -> Backend:
     return BACKENDS[kind].factory(options)
 
 
-def _builtin(options: str) -> Backend:
-    from facescan.backends.builtin import BuiltinBackend
+def _lazy(module: str, cls: str) -> Callable[[str], Backend]:
+    """A factory that imports its backend module (and its heavy dependencies) only when used."""
 
-    return BuiltinBackend(options or None)
+    def build(options: str) -> Backend:
+        return getattr(importlib.import_module(module), cls)(options)
+
+    return build
 
 
 register_backend(
     BackendKind(
-        "builtin", _builtin,
+        "builtin", _lazy("facescan.backends.builtin", "BuiltinBackend"),
         "compact CNNs trained by facescan on FairFace and FER2013, run with onnxruntime on CPU (offline)",
         ("age", "gender", "race", "emotion"),
     )
 )
-
-
-def _hf(options: str) -> Backend:
-    from facescan.backends.hf import HFBackend
-
-    return HFBackend(options)
-
-
 register_backend(
     BackendKind(
-        "hf", _hf,
+        "hf", _lazy("facescan.backends.hf", "HFBackend"),
         "a local VLM through transformers (hub id or folder; PaliGemma, LLaVA, Qwen2-VL, Idefics3/SmolVLM, Gemma 3…):"
         " closed-set scoring or generation; options ?mode=&preset=&device=&dtype=&bits=&adapter=",
         ("age", "gender", "race", "emotion"), needs="pip install 'facescan[vlm]'",
     )
 )
-
-
-def _facescan_paligemma(options: str) -> Backend:
-    from facescan.backends.hf import FaceScanPaliGemmaBackend
-
-    return FaceScanPaliGemmaBackend(options)
-
-
 register_backend(
     BackendKind(
-        "facescan-paligemma", _facescan_paligemma,
+        "facescan-paligemma", _lazy("facescan.backends.hf", "FaceScanPaliGemmaBackend"),
         "the paper's FaceScanPaliGemma: four PaliGemma fine-tunes (NYUAD-ComNets), one per attribute; a GPU is advised",
         ("age", "gender", "race", "emotion"), needs="pip install 'facescan[vlm]'",
     )
 )
-
-
-def _openai(options: str) -> Backend:
-    from facescan.backends.api import OpenAIBackend
-
-    return OpenAIBackend(options)
-
-
-def _gemini(options: str) -> Backend:
-    from facescan.backends.api import GeminiBackend
-
-    return GeminiBackend(options)
-
-
 register_backend(
     BackendKind(
-        "openai", _openai,
+        "openai", _lazy("facescan.backends.api", "OpenAIBackend"),
         "OpenAI chat completions, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio, SGLang) as "
         "openai:<base url>#<model>; JSON-schema answers, logprobs, retries, on-disk cache; key in OPENAI_API_KEY",
         ("age", "gender", "race", "emotion"), needs="pip install 'facescan[api]'",
@@ -134,7 +108,7 @@ register_backend(
 )
 register_backend(
     BackendKind(
-        "gemini", _gemini,
+        "gemini", _lazy("facescan.backends.api", "GeminiBackend"),
         "Google Gemini through google-genai; JSON-schema answers, retries, on-disk cache; key in GEMINI_API_KEY",
         ("age", "gender", "race", "emotion"), needs="pip install 'facescan[api]'",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -35,63 +36,24 @@ class Sample:
         return self.pixels if self.pixels is not None else self.path
 
 
-def _fairface(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.fairface import read_fairface
+def _reader(module: str, function: str, **kwargs) -> Callable[[Path, str], list[Sample]]:
+    """A reader that imports its adapter module only when a dataset of that kind is opened."""
 
-    return read_fairface(root, split)
+    def read(root: Path, split: str) -> list[Sample]:
+        return getattr(importlib.import_module(module), function)(root, split, **kwargs)
 
-
-def _fer2013(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.fer2013 import read_fer2013
-
-    return read_fer2013(root, split)
-
-
-def _utkface(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.utkface import read_utkface
-
-    return read_utkface(root, split)
-
-
-def _affectnet(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.affectnet import read_affectnet
-
-    return read_affectnet(root, split, with_contempt=True)
-
-
-def _affectnet7(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.affectnet import read_affectnet
-
-    return read_affectnet(root, split, with_contempt=False)
-
-
-def _rafdb(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.rafdb import read_rafdb
-
-    return read_rafdb(root, split)
-
-
-def _csv(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.generic import read_csv
-
-    return read_csv(root, split)
-
-
-def _imagefolder(root: Path, split: str) -> list[Sample]:
-    from facescan.datasets.generic import read_imagefolder
-
-    return read_imagefolder(root, split)
+    return read
 
 
 DATASET_KINDS: dict[str, Callable[[Path, str], list[Sample]]] = {
-    "fairface": _fairface,
-    "fer2013": _fer2013,
-    "utkface": _utkface,
-    "affectnet": _affectnet,
-    "affectnet7": _affectnet7,
-    "rafdb": _rafdb,
-    "csv": _csv,
-    "imagefolder": _imagefolder,
+    "fairface": _reader("facescan.datasets.fairface", "read_fairface"),
+    "fer2013": _reader("facescan.datasets.fer2013", "read_fer2013"),
+    "utkface": _reader("facescan.datasets.utkface", "read_utkface"),
+    "affectnet": _reader("facescan.datasets.affectnet", "read_affectnet", with_contempt=True),
+    "affectnet7": _reader("facescan.datasets.affectnet", "read_affectnet", with_contempt=False),
+    "rafdb": _reader("facescan.datasets.rafdb", "read_rafdb"),
+    "csv": _reader("facescan.datasets.generic", "read_csv"),
+    "imagefolder": _reader("facescan.datasets.generic", "read_imagefolder"),
 }
 
 
