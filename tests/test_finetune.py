@@ -10,8 +10,9 @@ torch = pytest.importorskip("torch", reason="fine-tuning needs the finetune extr
 pytest.importorskip("peft", reason="fine-tuning needs the finetune extra (peft)")
 pytest.importorskip("datasets", reason="fine-tuning needs the finetune extra (datasets)")
 
+from facescan.describe.explain import chain_of_thought  # noqa: E402
 from facescan.train.finetune import FinetuneConfig, finetune, load_config  # noqa: E402
-from facescan.train.instruct import RECORD_FIELDS, build_records, chain_of_thought, load_records  # noqa: E402
+from facescan.train.instruct import RECORD_FIELDS, build_records, load_records  # noqa: E402
 
 from .dataset_layouts import write_fairface  # noqa: E402
 

@@ -75,6 +75,8 @@ def analyze(
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Draw boxes and labels: a file, or a folder."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Threads loading and detecting images."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on the terminal."),
+    explain: bool = typer.Option(False, "--explain",
+                                 help="Explain each face's emotion from measured action units (ExpLLM-style)."),
 ) -> None:
     """Detect faces and recognize their attributes."""
     from facescan import schema
@@ -83,7 +85,7 @@ def analyze(
 
     try:
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
-                            crop_padding=crop_padding)
+                            crop_padding=crop_padding, explain=explain)
     except (ValueError, FileNotFoundError, ImportError) as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -103,6 +105,9 @@ def analyze(
             progress.advance(task)
             if show_table:
                 _print_result(result, analyzer.attributes)
+                for face in result.faces if explain else []:
+                    text = face.explanation or "no face mesh fitted this face: no action-unit evidence"
+                    console.print(f"[bold]#{face.index}[/bold] {escape(text)}")
             elif result.error:
                 err_console.print(f"[red]✗[/red] {escape(result.error)}")
             if annotate and result.ok:

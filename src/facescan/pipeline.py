@@ -50,8 +50,11 @@ class Analyzer:
 
     def __init__(self, backend: str | Backend = "builtin", detector: str | Detector = "mediapipe",
                  attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
-                 min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32):
+                 min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32,
+                 explain: bool = False):
         self.attributes = parse_attributes(attributes)
+        if explain and "emotion" not in self.attributes:
+            self.attributes = (*self.attributes, "emotion")  # an explanation explains the emotion
         self.backend = load_backend(backend) if isinstance(backend, str) else backend
         missing = set(self.attributes) - set(self.backend.supported_attributes())
         if missing:
@@ -62,6 +65,11 @@ class Analyzer:
         self.min_face_size = min_face_size
         self.max_faces = max_faces
         self.batch_images = batch_images
+        self.explainer = None
+        if explain:
+            from facescan.describe.explain import Explainer
+
+            self.explainer = Explainer()
 
     # -- stage 1: load and detect (runs in worker threads) --------------------------------
     def _prepare(self, source: ImageSource) -> _Pending:
@@ -130,6 +138,10 @@ class Analyzer:
         for p in batch:
             for face in p.result.faces:
                 face.attributes = predictions[k]
+                if self.explainer:
+                    emotion = face.attributes["emotion"]
+                    face.action_units, face.explanation = self.explainer.explain(
+                        inputs[k].chip, emotion.label, emotion.label_set)
                 k += 1
 
     def analyze(self, source: ImageSource) -> ImageResult:

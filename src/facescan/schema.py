@@ -80,6 +80,8 @@ class Face(BaseModel):
     score: float
     keypoints: list[tuple[float, float]] | None = None
     attributes: dict[str, AttributePrediction] = Field(default_factory=dict)
+    action_units: dict[str, float] | None = None  # --explain: AU intensities 0-5 from the face mesh
+    explanation: str | None = None  # --explain: observations → interpretation → final label
 
 
 class ImageResult(BaseModel):

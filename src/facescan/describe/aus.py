@@ -44,7 +44,7 @@ REFERENCE: dict[str, tuple[float, float, int]] = {
     "AU12": (0.766, 0.093, 1),
     "AU15": (-0.018, 0.048, 1),
     "AU25": (0.032, 0.055, 1),
-    "AU26": (1.011, 0.190, 1),
+    "AU26": (0.361, 0.122, 1),
     "AU43": (0.160, 0.033, -1),
 }
 
@@ -78,7 +78,8 @@ def raw_ratios(points: np.ndarray) -> dict[str, float]:
     centre_y = (p[_MOUTH["upper_inner"], 1] + p[_MOUTH["lower_inner"], 1]) / 2
     corner_drop = ((p[_MOUTH["right"], 1] + p[_MOUTH["left"], 1]) / 2 - centre_y) / iod  # image y grows down
     lips_apart = d(_MOUTH["upper_inner"], _MOUTH["lower_inner"]) / iod
-    jaw = d(_NOSE_TIP, _CHIN) / iod
+    # jaw drop shows as a mouth opened taller than wide (an "O"), unlike the wide-open smile
+    jaw = d(_MOUTH["upper_outer"], _MOUTH["lower_outer"]) / max(d(_MOUTH["right"], _MOUTH["left"]), 1e-6)
     return {"AU1+2": brow_eye, "AU4": brow_gap, "AU6": cheek, "AU12": mouth_width, "AU15": corner_drop,
             "AU25": lips_apart, "AU26": jaw, "AU43": openness}
 

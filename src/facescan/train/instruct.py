@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from facescan import taxonomy
+from facescan.describe.explain import chain_of_thought
 
 RECORD_FIELDS = ("id", "image", "question", "answer", "attribute", "label", "label_set", "kind")
 
@@ -47,27 +48,6 @@ def question(attribute: str, label_set: str, k: int = 0) -> str:
 
 def answer_text(label: str, label_set: str) -> str:
     return taxonomy.label_set(label_set).pretty(label)
-
-
-def chain_of_thought(readings, label: str, label_set: str, top: int = 3) -> str:
-    """ExpLLM's shape: key observations (AU, intensity, linked emotions) → interpretation → final label."""
-    ls = taxonomy.label_set(label_set)
-    strong = [r for r in readings if r.intensity >= 1.0][:top] or list(readings[:1])
-    lines = ["Key observations:"]
-    for r in strong:
-        linked = ", ".join(e for e in r.emotions if e in ls.labels) or "none of the options"
-        lines.append(f"- {r.au} ({r.name}), intensity {r.intensity:.1f}/5; linked with {linked}.")
-    support = [r.au for r in strong if label in r.emotions]
-    if support:
-        verb = "points" if len(support) == 1 else "point"
-        interpretation = f"{' and '.join(support)} {verb} to {ls.pretty(label)}."
-    elif label == "neutral":
-        interpretation = "No action unit is strongly active, which indicates a neutral face."
-    else:
-        interpretation = (f"The measured action units are weak evidence; the overall appearance indicates "
-                          f"{ls.pretty(label)}.")
-    lines += [f"Overall interpretation: {interpretation}", f"Final answer: {ls.pretty(label)}"]
-    return "\n".join(lines)
 
 
 def build_records(dataset: str, split: str, out: Path, attributes: list[str] | None = None,
