@@ -230,10 +230,9 @@ def _value_token_alternatives(content: list, attribute: str) -> list | None:
     """In a JSON answer's token log-probs, the alternatives for the first token of ``attribute``'s value."""
     text = ""
     for item in content:
-        if text.rstrip().endswith(f'"{attribute}":') or text.rstrip().endswith(f'"{attribute}": "') or \
-                text.replace(" ", "").endswith(f'"{attribute}":"'):
-            tops = item.get("top_logprobs") or []
-            return [[t["token"], t["logprob"]] for t in tops]
+        compact = text.replace(" ", "")
+        if compact.endswith(f'"{attribute}":"') or compact.endswith(f'"{attribute}":'):
+            return [[t["token"], t["logprob"]] for t in item.get("top_logprobs") or []]
         text += item.get("token", "")
     return None
 
