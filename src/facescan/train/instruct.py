@@ -52,7 +52,7 @@ def answer_text(label: str, label_set: str) -> str:
 
 def build_records(dataset: str, split: str, out: Path, attributes: list[str] | None = None,
                   phrasings_per_item: int = 1, cot: bool = False, limit: int | None = None,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, progress: bool = True) -> Path:
     """Write ``out/{split}.jsonl`` of instruction records (and chain-of-thought records for emotion
     when ``cot``); images the dataset holds as pixels or boxes are written under ``out/images``."""
     from PIL import Image
@@ -70,8 +70,13 @@ def build_records(dataset: str, split: str, out: Path, attributes: list[str] | N
         mesh = FaceMesh()
     n_phrasings = {a: len(v) for a, v in phrasings().items() if isinstance(v, list)}
     path = out / f"{split}.jsonl"
+    items = samples
+    if progress:
+        from rich.progress import track
+
+        items = track(samples, description=f"instruction records ({split})", transient=True)
     with path.open("w", encoding="utf-8") as f:
-        for s in samples:
+        for s in items:
             image = str(Path(s.path).resolve())
             if s.pixels is not None or s.box is not None:
                 from facescan.evaluate.runner import _crop
