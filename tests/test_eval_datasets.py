@@ -46,6 +46,7 @@ def test_affectnet_8_and_7_classes(tmp_path):
     eight = open_dataset(f"affectnet:{root}", "val")
     assert [s.labels["emotion"] for s in eight] == ["happy", "contempt", "angry", "neutral"]  # code 9 left out
     assert eight[0].box == (16.0, 16.0, 64.0, 64.0) and eight[0].path.exists()
+    assert eight[0].source.shape == (224, 224, 3)  # the face chip cut around the box
     seven = open_dataset(f"affectnet7:{root}", "val")
     assert [s.labels["emotion"] for s in seven] == ["happy", "angry", "neutral"]
     assert seven[0].label_sets["emotion"] == "fer7"

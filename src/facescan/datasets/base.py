@@ -32,8 +32,15 @@ class Sample:
 
     @property
     def source(self):
-        """What the analyzer reads: the pixels when the dataset holds them, else the file."""
-        return self.pixels if self.pixels is not None else self.path
+        """What the analyzer reads: the dataset's pixels, the face chip cut around ``box``, or the file."""
+        if self.pixels is not None:
+            return self.pixels
+        if self.box is not None:
+            from facescan.crops import box_chip
+            from facescan.imageio import load_image
+
+            return box_chip(load_image(self.path).pixels, self.box)
+        return self.path
 
 
 def _reader(module: str, function: str, **kwargs) -> Callable[[Path, str], list[Sample]]:

@@ -15,18 +15,6 @@ from facescan.evaluate.metrics import attribute_metrics
 from facescan.evaluate.store import RunStore
 
 
-def _crop(sample, padding: float = 0.25):
-    """The face of a sample given by a box in a larger image, with ``padding`` face widths of margin."""
-    from facescan.imageio import load_image
-
-    img = load_image(sample.path).pixels
-    x, y, w, h = sample.box
-    side = max(w, h) * (1 + 2 * padding)
-    cx, cy = x + w / 2, y + h / 2
-    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    return img[y0 : int(cy + side / 2), x0 : int(cx + side / 2)]
-
-
 def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequence[str] | None = None,
              limit: int | None = None, seed: int = 0, stratify: str | None = None, batch_size: int = 64,
              progress: bool = True, n_resamples: int = 1000) -> dict:
@@ -80,7 +68,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
             sources = []
             for s in chunk:
                 try:
-                    sources.append(_crop(s) if s.box else s.source)
+                    sources.append(s.source)
                 except Exception as e:  # noqa: BLE001 - the loader's error becomes that item's error
                     sources.append(e)
             rows = []

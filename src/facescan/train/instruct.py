@@ -79,9 +79,7 @@ def build_records(dataset: str, split: str, out: Path, attributes: list[str] | N
         for s in items:
             image = str(Path(s.path).resolve())
             if s.pixels is not None or s.box is not None:
-                from facescan.evaluate.runner import _crop
-
-                pixels = s.pixels if s.pixels is not None else _crop(s)
+                pixels = s.source  # the dataset's own pixels, or the face cut around its box
                 safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in s.id)
                 image = str((out / "images" / f"{safe}.png").resolve())
                 Image.fromarray(pixels).save(image)
