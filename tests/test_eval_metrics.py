@@ -107,16 +107,32 @@ def test_perfect_and_all_invalid_predictions():
     assert invalid["accuracy"] == 0.0 and invalid["invalid_rate"] == 1.0 and invalid["macro_f1"] == 0.0
 
 
-def test_bootstrap_macro_f1_rows_equal_sklearn_on_each_resample():
+def test_bootstrap_macro_f1_of_confusions_equals_sklearn_on_each_resample():
     import numpy as np
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import confusion_matrix, f1_score
 
-    from facescan.evaluate.metrics import _macro_f1_rows
+    from facescan.evaluate.metrics import macro_f1_of_confusions
 
     rng = np.random.default_rng(3)
     t = rng.integers(0, 4, (20, 50))
     p = rng.integers(0, 5, (20, 50))  # 4 = invalid
-    ours = _macro_f1_rows(t, p, 4)
+    conf = np.stack([confusion_matrix(t[r], p[r], labels=range(5)) for r in range(20)])
+    ours = macro_f1_of_confusions(conf, 4)
     for row in range(20):
         ref = f1_score(t[row], p[row], labels=[0, 1, 2, 3], average="macro", zero_division=0)
         assert ours[row] == pytest.approx(ref)
+
+
+def test_count_bootstrap_matches_an_index_bootstrap():
+    """Drawing cell counts from a multinomial is the same bootstrap as resampling item indices."""
+    import numpy as np
+
+    from facescan.evaluate.metrics import accuracy_ci
+
+    rng = np.random.default_rng(0)
+    correct = rng.random(400) < 0.7
+    idx = rng.integers(0, 400, (20000, 400))
+    by_index = np.percentile(correct[idx].mean(1), [2.5, 97.5])
+    lo, hi = accuracy_ci(int(correct.sum()), 400, n_resamples=20000, seed=1)
+    assert lo == pytest.approx(by_index[0], abs=0.006) and hi == pytest.approx(by_index[1], abs=0.006)
+    assert lo < correct.mean() < hi

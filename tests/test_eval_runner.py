@@ -90,10 +90,13 @@ def test_run_writes_report_and_a_rerun_recomputes_nothing(tmp_path):
     assert m["attributes"]["gender"]["n"] == 28
     assert set(m["attributes"]["race"]["fairness"]) == {"race", "gender", "age", "race × gender"}
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    assert html.count("data:image/svg+xml;base64,") == 4  # 3 confusion matrices + accuracy per group
+    assert "http://" not in html and "https://" not in html
     md = (out / "report.md").read_text()
     assert "accuracy per race × gender" in md and "builtin" in md
-    assert (out / "figures" / "confusion_race.png").stat().st_size > 1000
+    svg = (out / "figures" / "confusion_race.svg").read_text()
+    assert "<svg" in svg and ">Latino/Hispanic<" in svg  # labels stay text
+    assert ">middle eastern/female<" in (out / "figures" / "groups.svg").read_text()
     stamp = (out / "predictions.sqlite").stat().st_mtime_ns
     with pytest.raises(ValueError, match="another run"):
         run_eval(f"fairface:{data}", "val", "builtin", out, attributes=["gender"], progress=False)

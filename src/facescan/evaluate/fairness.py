@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import multilabel_confusion_matrix
 
-from facescan.evaluate.metrics import INVALID, bootstrap_ci
+from facescan.evaluate.metrics import INVALID, accuracy_ci
 
 GROUPINGS = (("race",), ("gender",), ("age",), ("race", "gender"))
 
@@ -40,7 +39,7 @@ def group_accuracy(y_true: Sequence[str], y_pred: Sequence[str | None], groups: 
             continue
         c = correct[idx]
         table[name] = {"n": int(len(idx)), "accuracy": float(c.mean()),
-                       "ci95": bootstrap_ci(lambda i, c=c: c[i].mean(1), len(idx), n_resamples, seed)}
+                       "ci95": accuracy_ci(int(c.sum()), len(c), n_resamples, seed)}
     accs = [row["accuracy"] for row in table.values()]
     worst = min(table, key=lambda k: table[k]["accuracy"])
     best = max(table, key=lambda k: table[k]["accuracy"])
@@ -57,18 +56,28 @@ def group_accuracy(y_true: Sequence[str], y_pred: Sequence[str | None], groups: 
 def equalized_odds_difference(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray,
                               labels: Sequence[str]) -> float:
     """max over classes of max(TPR spread, FPR spread) across groups (one-vs-rest)."""
-    worst = 0.0
-    names = sorted(set(groups))
-    rates = {}
-    for name in names:
+    labels = list(labels)
+    k = len(labels)
+    code = {lab: i for i, lab in enumerate(labels)}  # anything else (invalid) is class k
+    t = np.array([code.get(v, k) for v in y_true])
+    p = np.array([code.get(v, k) for v in y_pred])
+    tprs, fprs = [], []
+    for name in sorted(set(groups)):
         idx = groups == name
-        mcm = multilabel_confusion_matrix(y_true[idx], y_pred[idx], labels=list(labels))
-        tn, fp, fn, tp = mcm[:, 0, 0], mcm[:, 0, 1], mcm[:, 1, 0], mcm[:, 1, 1]
+        # np.bincount rather than sklearn's confusion_matrix: the same counts, without input
+        # validation that costs more than the counting when repeated for every group.
+        conf = np.bincount(t[idx] * (k + 1) + p[idx], minlength=(k + 1) ** 2).reshape(k + 1, k + 1)
+        tp = np.diagonal(conf)[:k]
+        fn = conf.sum(1)[:k] - tp
+        fp = conf.sum(0)[:k] - tp
+        tn = int(idx.sum()) - tp - fn - fp
         with np.errstate(invalid="ignore", divide="ignore"):
-            rates[name] = (tp / (tp + fn), fp / (fp + tn))  # NaN where a group has no positives/negatives
-    for k in range(len(labels)):
-        for which in (0, 1):
-            vals = [rates[n][which][k] for n in names if not np.isnan(rates[n][which][k])]
+            tprs.append(tp / (tp + fn))  # NaN where a group has no positives of that class
+            fprs.append(fp / (fp + tn))
+    worst = 0.0
+    for rates in (np.array(tprs), np.array(fprs)):
+        for c in range(k):
+            vals = rates[:, c][~np.isnan(rates[:, c])]
             if len(vals) >= 2:
-                worst = max(worst, float(max(vals) - min(vals)))
+                worst = max(worst, float(vals.max() - vals.min()))
     return worst

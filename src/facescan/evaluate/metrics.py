@@ -28,34 +28,42 @@ def _encode(y_pred: Sequence[str | None]) -> list[str]:
     return [INVALID if p is None else p for p in y_pred]
 
 
-def bootstrap_ci(statistic, n: int, n_resamples: int = 1000, seed: int = 0,
-                 block: int = 200) -> tuple[float, float]:
-    """Percentile 95% interval of a statistic over ``n_resamples`` resamples of ``range(n)``.
+def bootstrap_ci(statistic, counts: Sequence[int], n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of a statistic over ``n_resamples`` bootstrap resamples.
 
-    ``statistic`` takes a (resamples, n) matrix of indices and returns one value per row, so the
-    resamples are computed together (in blocks, to bound memory).
+    A statistic of classification results depends only on how many items fall in each cell
+    (e.g. each (true, predicted) pair), and resampling ``n`` items with replacement gives cell
+    counts distributed ``Multinomial(n, counts / n)``: drawing those counts directly is the same
+    bootstrap as drawing item indices, at a cost independent of ``n``. ``statistic`` takes a
+    (resamples, cells) matrix of counts and returns one value per row.
     """
-    rng = np.random.default_rng(seed)
-    stats = np.concatenate([statistic(rng.integers(0, n, (min(block, n_resamples - k), n)))
-                            for k in range(0, n_resamples, block)])
-    lo, hi = np.percentile(stats, [2.5, 97.5])
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError("bootstrap of an empty sample")
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=n_resamples)
+    lo, hi = np.percentile(statistic(draws), [2.5, 97.5])
     return float(lo), float(hi)
 
 
-def _macro_f1_rows(t: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
-    """Macro-F1 of each row of integer-coded true/predicted matrices (classes 0..k-1; k = invalid).
+def accuracy_ci(n_correct: int, n: int, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap 95% interval of an accuracy of ``n_correct`` out of ``n``."""
+    return bootstrap_ci(lambda d: d[:, 0] / n, [n_correct, n - n_correct], n_resamples, seed)
 
-    The bootstrap needs it for hundreds of resamples at once, which sklearn's f1_score does one
+
+def macro_f1_of_confusions(conf: np.ndarray, k: int) -> np.ndarray:
+    """Macro-F1 over classes ``0..k-1`` of each confusion matrix in a (resamples, m, m) stack
+    (rows true, columns predicted; classes at index ≥ k, such as invalid, never count as a class).
+
+    The bootstrap needs it for a thousand resamples at once, which sklearn's f1_score does one
     call at a time; the point estimate itself comes from sklearn.
     """
-    f1 = np.zeros(t.shape[0])
-    for c in range(k):
-        tp = ((t == c) & (p == c)).sum(1)
-        fp = ((t != c) & (p == c)).sum(1)
-        fn = ((t == c) & (p != c)).sum(1)
-        denom = 2 * tp + fp + fn
-        f1 += np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)
-    return f1 / k
+    tp = np.diagonal(conf, axis1=1, axis2=2)[:, :k]
+    fp = conf.sum(1)[:, :k] - tp
+    fn = conf.sum(2)[:, :k] - tp
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0)
+    return f1.mean(1)
 
 
 def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label_set: str,
@@ -68,29 +76,34 @@ def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label
     n = len(yt)
     if n == 0:
         raise ValueError("no items to score")
-    correct = np.array([t == p for t, p in zip(yt, yp)])
+    # Integer codes (invalid = len(labels)) for sklearn: the same results as the strings, without
+    # sorting and comparing thousands of strings in every call.
+    code = {lab: i for i, lab in enumerate(labels)}
+    k = len(labels)
+    t_int = np.array([code[t] for t in yt])
+    p_int = np.array([code.get(p, k) for p in yp])
+    correct = t_int == p_int
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "y_pred has classes not in y_true" (invalid) is expected
-        balanced = balanced_accuracy_score(yt, yp)
-    precision, recall, f1, support = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
-    code = {lab: i for i, lab in enumerate(labels)}
-    yt_int = np.array([code[t] for t in yt])
-    yp_int = np.array([code.get(p, len(labels)) for p in yp])
+        balanced = balanced_accuracy_score(t_int, p_int)
+    precision, recall, f1, support = precision_recall_fscore_support(t_int, p_int, labels=range(k), zero_division=0)
+    confusion = confusion_matrix(t_int, p_int, labels=range(k + 1))
+    m = k + 1
 
     out = {
         "label_set": ls.name,
         "n": n,
-        "accuracy": float(accuracy_score(yt, yp)),
-        "accuracy_ci95": bootstrap_ci(lambda idx: correct[idx].mean(1), n, n_resamples, seed),
-        "macro_f1": float(f1_score(yt, yp, labels=labels, average="macro", zero_division=0)),
-        "macro_f1_ci95": bootstrap_ci(lambda idx: _macro_f1_rows(yt_int[idx], yp_int[idx], len(labels)), n,
-                                      n_resamples, seed),
+        "accuracy": float(accuracy_score(t_int, p_int)),
+        "accuracy_ci95": accuracy_ci(int(correct.sum()), n, n_resamples, seed),
+        "macro_f1": float(f1_score(t_int, p_int, labels=range(k), average="macro", zero_division=0)),
+        "macro_f1_ci95": bootstrap_ci(
+            lambda d: macro_f1_of_confusions(d.reshape(-1, m, m), k), confusion.ravel(), n_resamples, seed),
         "balanced_accuracy": float(balanced),
         "invalid_rate": float(np.mean([p == INVALID for p in yp])),
         "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for lab, p, r, f, s in zip(labels, precision, recall, f1, support)},
         "confusion": {"labels": labels + [INVALID],
-                      "matrix": confusion_matrix(yt, yp, labels=labels + [INVALID]).tolist()},
+                      "matrix": confusion.tolist()},
     }
     if ls.attribute == "age" and ls.name in ("age9", "age5"):
         index = {lab: i for i, lab in enumerate(labels)}

@@ -1,74 +1,37 @@
-"""The run report: Markdown and one self-contained HTML file (figures embedded), plus PNG figures."""
+"""The run report: Markdown and one self-contained HTML file (figures embedded), plus SVG figures."""
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
+import numpy as np
+
 from facescan import taxonomy
+from facescan.evaluate.charts import confusion_svg, group_bars_svg
 
 
-def _figure_confusion(m: dict, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    labels = m["confusion"]["labels"]
-    mat = np.array(m["confusion"]["matrix"], dtype=float)
-    rows = mat[:-1]  # no item is labelled invalid
-    norm = rows / np.maximum(rows.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(labels), 0.8 + 0.55 * len(rows)))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), labels[:-1], fontsize=8)
-    for i in range(norm.shape[0]):
-        for j in range(norm.shape[1]):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+def _confusion_figure(m: dict, title: str) -> bytes:
+    ls = taxonomy.label_set(m["label_set"])
+    labels = [ls.pretty(x) if x in ls.labels else x for x in m["confusion"]["labels"]]
+    rows = np.array(m["confusion"]["matrix"], dtype=float)[:-1]  # no item is labelled invalid
+    rates = rows / np.maximum(rows.sum(1, keepdims=True), 1)
+    return confusion_svg(labels[:-1], labels, rates, title)
 
 
-def _figure_groups(fairness: dict, attribute: str):
-    """One panel per grouping: accuracy per group with its bootstrap interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sizes = [len(f["groups"]) for f in fairness.values()]
-    fig, axes = plt.subplots(len(sizes), 1, figsize=(6, 0.8 * len(sizes) + 0.26 * sum(sizes)),
-                             gridspec_kw={"height_ratios": sizes}, squeeze=False)
-    for ax, (grouping, fair) in zip(axes[:, 0], fairness.items()):
+def _groups_figure(per_attribute: dict[str, dict]) -> bytes:
+    """One panel per grouping (race, gender, …) with every attribute's accuracy per group side by side."""
+    first = next(iter(per_attribute.values()))
+    panels = []
+    for grouping, fair in first.items():
         names = list(fair["groups"])
-        accs = [fair["groups"][n]["accuracy"] for n in names]
-        lo = [a - fair["groups"][n]["ci95"][0] for a, n in zip(accs, names)]
-        hi = [fair["groups"][n]["ci95"][1] - a for a, n in zip(accs, names)]
-        ax.barh(range(len(names)), accs, xerr=[lo, hi], color="#4c78a8", capsize=2)
-        ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlim(0, 1)
-        ax.set_title(f"{attribute} accuracy per {grouping}: gap {fair['largest_gap']:.3f}, "
-                     f"min/max {fair['min_max_ratio']:.2f}", fontsize=8)
-    axes[-1, 0].set_xlabel("accuracy (95% bootstrap interval)", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+        gaps = ", ".join(f"{a} {f[grouping]['largest_gap']:.3f}" for a, f in per_attribute.items())
+        panels.append({"title": f"accuracy per {grouping} — largest gap: {gaps}",
+                       "groups": [n.replace("_", " ") for n in names],
+                       "series": {a: [(f[grouping]["groups"][n]["accuracy"], f[grouping]["groups"][n]["ci95"])
+                                      for n in names] for a, f in per_attribute.items()}})
+    return group_bars_svg(panels)
 
 
 def _fmt_ci(ci) -> str:
@@ -101,6 +64,12 @@ def write_report(metrics: dict, out: Path) -> tuple[Path, Path]:
         mae = f"{m['mae_years']:.1f}" if m.get("mae_years") is not None else "–"
         md.append(f"| {attr} | {m['label_set']} | {m['n']} | {m['accuracy']:.3f} {_fmt_ci(m['accuracy_ci95'])} | "
                   f"{m['macro_f1']:.3f} | {m['balanced_accuracy']:.3f} | {pm1} | {mae} | {m['invalid_rate']:.3f} |")
+    fair = {attr: m["fairness"] for attr, m in metrics["attributes"].items() if m.get("n") and m["fairness"]}
+    if fair:
+        figures.append(("groups.svg", _groups_figure(fair)))
+        md += ["", "## Accuracy per group", "",
+               "![accuracy per demographic group, every attribute](figures/groups.svg)", "",
+               "Tables per attribute below; a group's interval is wide when the group is small."]
     for attr, m in metrics["attributes"].items():
         if not m.get("n"):
             continue
@@ -109,8 +78,8 @@ def write_report(metrics: dict, out: Path) -> tuple[Path, Path]:
         for lab, row in m["per_class"].items():
             md.append(f"| {ls.pretty(lab)} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
                       f"{row['support']} |")
-        name = f"confusion_{attr}.png"
-        figures.append((name, _png(_figure_confusion(m, f"{attr}: confusion (row-normalized)"))))
+        name = f"confusion_{attr}.svg"
+        figures.append((name, _confusion_figure(m, f"{attr}: confusion (row-normalized)")))
         md += ["", f"![confusion matrix, {attr}](figures/{name})"]
         if m["failed_images"]:
             md += ["", f"{m['failed_images']} image(s) could not be analyzed and are left out."]
@@ -124,10 +93,6 @@ def write_report(metrics: dict, out: Path) -> tuple[Path, Path]:
                    "|---|---|---|---|"]
             md += [f"| {g} | {r['n']} | {r['accuracy']:.3f} | {_fmt_ci(r['ci95'])} |"
                    for g, r in fair["groups"].items()]
-        if m["fairness"]:
-            name = f"groups_{attr}.png"
-            figures.append((name, _png(_figure_groups(m["fairness"], attr))))
-            md += ["", f"![{attr} accuracy per group](figures/{name})"]
     for name, data in figures:
         (out / "figures" / name).write_bytes(data)
     md_text = "\n".join(md) + "\n"
@@ -165,7 +130,7 @@ def _html(md_text: str, figures: dict[str, bytes]) -> str:
         elif line.startswith("!["):
             alt, src = line[2:].split("](", 1)
             data = base64.b64encode(figures[src.rstrip(")").split("/")[-1]]).decode()
-            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+            body.append(f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}">')
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush()

@@ -95,8 +95,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
 
 def _described(store: RunStore, backend: str) -> dict:
     """The models, modes and prompt presets that produced a run's predictions."""
-    preds = store.predictions(backend).values()
-    return {key: ", ".join(sorted({p[key] for p in preds if p[key]})) or None for key in ("model", "mode", "prompt")}
+    return {key: ", ".join(store.distinct(backend, key)) or None for key in ("model", "mode", "prompt")}
 
 
 def _rows(item_id: str, backend: str, attributes: list[str], result, source) -> list[dict]:
@@ -124,8 +123,11 @@ def _to_set(pred: dict, target: str) -> str | None:
         return None
     if pred["label_set"] == target:
         return pred["label"]
-    if pred["probabilities"]:  # merge probability mass (e.g. 9 age groups → 5), then take the top label
-        dist = taxonomy.map_distribution(pred["probabilities"], pred["label_set"], target)
+    probabilities = pred["probabilities"]
+    if isinstance(probabilities, str):  # left unparsed by RunStore.predictions
+        probabilities = json.loads(probabilities)
+    if probabilities:  # merge probability mass (e.g. 9 age groups → 5), then take the top label
+        dist = taxonomy.map_distribution(probabilities, pred["label_set"], target)
         return max(dist, key=dist.get) if sum(dist.values()) > 0 else None
     return taxonomy.map_label(pred["label"], pred["label_set"], target)
 
@@ -135,7 +137,7 @@ def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0) -> dict:
     meta = store.meta()
     identity = meta["identity"]
     items = store.items()
-    preds = store.predictions(identity["backend"])
+    preds = store.predictions(identity["backend"], parse_probabilities=False)
     out: dict = {"attributes": {}}
     for attr in identity["attributes"]:
         truth_set = meta["label_sets"][attr]

@@ -64,11 +64,22 @@ class RunStore:
         return [{"id": i, "labels": json.loads(lab), "exact_age": age}
                 for i, lab, age in self.db.execute("SELECT id, labels, exact_age FROM items ORDER BY position")]
 
-    def predictions(self, backend: str) -> dict[tuple[str, str], dict]:
+    def predictions(self, backend: str, parse_probabilities: bool = True) -> dict[tuple[str, str], dict]:
+        """Every stored prediction of ``backend`` by (item id, attribute); ``parse_probabilities=False``
+        leaves each probability dict as its JSON text (scoring parses only the few it needs)."""
         cur = self.db.execute("SELECT item_id, attribute, label, label_set, probabilities, raw, error, model, mode, "
                               "prompt FROM predictions WHERE backend = ?", [backend])
-        return {(r[0], r[1]): {"label": r[2], "label_set": r[3], "probabilities": json.loads(r[4]), "raw": r[5],
+        parse = json.loads if parse_probabilities else str
+        return {(r[0], r[1]): {"label": r[2], "label_set": r[3], "probabilities": parse(r[4]), "raw": r[5],
                                "error": r[6], "model": r[7], "mode": r[8], "prompt": r[9]} for r in cur}
+
+    def distinct(self, backend: str, column: str) -> list[str]:
+        """The distinct non-empty values of ``column`` (model, mode or prompt) among ``backend``'s predictions."""
+        if column not in ("model", "mode", "prompt"):
+            raise ValueError(f"no column {column!r} to list")
+        cur = self.db.execute(f"SELECT DISTINCT {column} FROM predictions WHERE backend = ? AND {column} != ''"
+                              " ORDER BY 1", [backend])
+        return [r[0] for r in cur if r[0]]
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
