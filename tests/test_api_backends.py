@@ -203,3 +203,39 @@ def test_gemini_protocol_answer_and_cache(server, monkeypatch):
     assert "gemini-test:generateContent" in server.requests[0]["path"]
     backend.predict(_faces(1), ["gender"])
     assert len(server.requests) == 1
+
+
+def test_vlm_explanation_final_answer_is_parsed_like_any_answer(server):
+    import json
+
+    from facescan.pipeline import Analyzer
+
+    spec = f"openai:{server.url}/v1#tiny-vlm?retries=0"
+    server.answers["answer"] = json.dumps({"answer": (
+        "Key observations:\n- AU6 (cheek raiser), intensity 3/5; linked with happy.\n- AU12 (lip corner puller), "
+        "intensity 4/5; linked with happy.\nOverall interpretation: a broad smile.\nFinal answer: Happy")})
+    analyzer = Analyzer(backend=spec, attributes="emotion", crops=True, explain=True)
+    face = analyzer.analyze(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)).faces[0]
+    assert face.attributes["emotion"].label == "happy" and face.attributes["emotion"].mode == "explanation"
+    assert "AU12" in face.explanation and face.explanation.rstrip().endswith("Final answer: Happy")
+    assert "Final answer" in server.requests[-1]["body"]["messages"][0]["content"][1]["text"]  # the ExpLLM prompt
+
+    server.answers["answer"] = json.dumps({"answer": "Key observations: none.\nFinal answer: bored"})
+    face = Analyzer(backend=spec, attributes="emotion", crops=True, explain=True).analyze(
+        np.random.default_rng(1).integers(0, 255, (96, 96, 3), dtype=np.uint8)).faces[0]
+    emotion = face.attributes["emotion"]
+    assert emotion.label is None and "bored" in emotion.error and "Final answer: bored" in emotion.raw
+
+
+def test_openai_backend_chooses_a_numbered_box(server):
+    import json
+
+    from facescan.ask import resolve_with_vlm
+    from facescan.schema import Box, Face
+
+    backend = load_backend(f"openai:{server.url}/v1#tiny-vlm?retries=0")
+    faces = [Face(index=i, box=Box(x=10 + 60 * i, y=20, width=40, height=40), score=1.0) for i in range(3)]
+    server.answers["answer"] = json.dumps({"answer": "2"})
+    answer = resolve_with_vlm(backend, np.full((100, 200, 3), 128, np.uint8), "the person in the middle", faces)
+    assert answer.status == "answered" and answer.face == 1
+    assert "Which numbered box shows the person in the middle" in json.dumps(server.requests[-1]["body"])

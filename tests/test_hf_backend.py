@@ -174,3 +174,11 @@ def test_peft_adapter_folder_loads_on_its_base_model(tiny_models, tmp_path):
         assert with_adapter.probabilities[label] == pytest.approx(p, abs=1e-5)
     assert max(abs(plain.probabilities[k] - with_adapter.probabilities[k]) for k in plain.probabilities) > 1e-4
     assert "adapter" in with_adapter.model
+
+
+def test_tiny_vlm_explanation_without_a_final_answer_is_invalid_not_guessed(backends):
+    from facescan.describe.explain import explain_with_vlm
+
+    text, pred = explain_with_vlm(backends["paligemma"], _chip(3))
+    # random weights write no "Final answer: <emotion>" line: the text is kept, the label is not guessed
+    assert pred.label is None and pred.raw == text and pred.mode == "explanation" and pred.error

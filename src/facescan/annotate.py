@@ -74,3 +74,20 @@ def save_annotated(source, result: ImageResult, out: str | Path) -> Path:
     else:
         img.save(out)
     return out
+
+
+def draw_chosen(source, result: ImageResult, chosen: int | None) -> Image.Image:
+    """The photo with every face in a thin grey box and the chosen face (by index) in a thick one."""
+    pixels = load_image(source, max_side=None).pixels if not isinstance(source, np.ndarray) else source
+    img = Image.fromarray(pixels).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    side = max(img.size)
+    width = max(2, side // 400)
+    for face in result.faces:
+        b = face.box
+        mine = face.index == chosen
+        color = (255, 200, 0) if mine else (170, 170, 170)
+        draw.rectangle([b.x, b.y, b.x + b.width, b.y + b.height], outline=color, width=3 * width if mine else width)
+        font = _font(int(min(max(10, b.width / 6), side / 40)))
+        _label(draw, (b.x, b.y), f"#{face.index}" + (" chosen" if mine else ""), font, color, width, above=True)
+    return img

@@ -52,6 +52,22 @@ def _print_result(result, attributes) -> None:
     console.print(table)
 
 
+def _describe_line(d: dict | None) -> str:
+    if not d:
+        return "no description"
+    if "error" in d:
+        return d["error"]
+    pose = d.get("head_pose") or {}
+    posture = d.get("posture") or {}
+    parts = [f"clothing {'/'.join(d.get('clothing_colours') or []) or '?'}",
+             f"hair {d.get('hair_length') or '?'} {d.get('hair_colour') or '?'}", f"eyewear {d.get('eyewear')}",
+             f"beard {'?' if d.get('beard') is None else ('yes' if d['beard'] else 'no')}"]
+    if pose:
+        parts.append(f"head yaw {pose['yaw']:+.0f}° pitch {pose['pitch']:+.0f}° roll {pose['roll']:+.0f}°")
+    parts.append(", ".join(f"{k} {v}" for k, v in posture.items()))
+    return "; ".join(parts)
+
+
 def _annotate_path(out: Path, source: str, multiple: bool) -> Path:
     if not multiple and out.suffix:
         return out
@@ -77,6 +93,8 @@ def analyze(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on the terminal."),
     explain: bool = typer.Option(False, "--explain",
                                  help="Explain each face's emotion from measured action units (ExpLLM-style)."),
+    describe: bool = typer.Option(False, "--describe", help="Describe each person: clothing colours, hair, "
+                                  "sunglasses, beard, head pose, posture (MediaPipe pose)."),
 ) -> None:
     """Detect faces and recognize their attributes."""
     from facescan import schema
@@ -85,7 +103,7 @@ def analyze(
 
     try:
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
-                            crop_padding=crop_padding, explain=explain)
+                            crop_padding=crop_padding, explain=explain, describe=describe)
     except (ValueError, FileNotFoundError, ImportError) as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -108,6 +126,8 @@ def analyze(
                 for face in result.faces if explain else []:
                     text = face.explanation or "no face mesh fitted this face: no action-unit evidence"
                     console.print(f"[bold]#{face.index}[/bold] {escape(text)}")
+                for face in result.faces if describe else []:
+                    console.print(f"[bold]#{face.index}[/bold] {escape(_describe_line(face.description))}")
             elif result.error:
                 err_console.print(f"[red]✗[/red] {escape(result.error)}")
             if annotate and result.ok:
@@ -128,6 +148,56 @@ def analyze(
         for r in failed:
             err_console.print(f"  {escape(r.error)}")
         raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    image: Path = typer.Argument(..., help="A photo with one or more people."),
+    question: str = typer.Argument(..., help='About one person, e.g. "How old is the man in the light blue shirt?"'),
+    backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec for the face attributes."),
+    chooser: str = typer.Option("descriptors", "--chooser",
+                                help="descriptors: resolve from positions, attributes, colours; vlm: the "
+                                     "--backend VLM picks one of the numbered boxes."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save the photo with the chosen person marked."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the answer (and every face) as JSON."),
+) -> None:
+    """Answer a question about one person in a group photo."""
+    import json
+
+    from facescan.ask import ask_photo, parse_question
+    from facescan.pipeline import Analyzer
+
+    q = parse_question(question)
+    wanted = ["age", "gender", "emotion"] + (["race"] if "race" in q.asks else [])
+    try:
+        analyzer = Analyzer(backend=backend, attributes=wanted, describe=True)
+        answer, result = ask_photo(image, question, analyzer=analyzer, chooser=chooser)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        err_console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    colour = {"answered": "green", "ambiguous": "yellow"}.get(answer.status, "red")
+    console.print(f"[bold {colour}]{answer.status}[/bold {colour}]: {escape(question)}")
+    if answer.face is not None:
+        b = answer.box
+        console.print(f"person #{answer.face}, box x={b['x']:.0f} y={b['y']:.0f} w={b['width']:.0f} "
+                      f"h={b['height']:.0f}")
+        for key, value in answer.answer.items():
+            if isinstance(value, dict) and "label" in value:
+                value = f"{value['label']} ({value['score']:.2f})" if value["valid"] else "invalid answer"
+            console.print(f"  {key}: {escape(str(value))}")
+    for reason in answer.reasons:
+        console.print(f"  [dim]why:[/dim] {escape(reason)}")
+    if answer.candidates:
+        console.print("candidates:")
+        for c in answer.candidates:
+            console.print(f"  {escape(c.summary)}")
+    if annotate:
+        from facescan.annotate import draw_chosen
+
+        annotate.parent.mkdir(parents=True, exist_ok=True)
+        draw_chosen(image, result, answer.face).save(annotate)
+    if json_out:
+        json_out.write_text(json.dumps({"answer": answer.as_dict(), "result": result.model_dump()}, indent=2))
 
 
 @app.command()

@@ -51,7 +51,7 @@ class Analyzer:
     def __init__(self, backend: str | Backend = "builtin", detector: str | Detector = "mediapipe",
                  attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
                  min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32,
-                 explain: bool = False):
+                 explain: bool = False, describe: bool = False):
         self.attributes = parse_attributes(attributes)
         if explain and "emotion" not in self.attributes:
             self.attributes = (*self.attributes, "emotion")  # an explanation explains the emotion
@@ -65,6 +65,13 @@ class Analyzer:
         self.min_face_size = min_face_size
         self.max_faces = max_faces
         self.batch_images = batch_images
+        self.describer = None
+        if describe:
+            if crops:
+                raise ValueError("--describe needs whole photos (people's clothing and posture), not --crops")
+            from facescan.describe.person import PersonDescriber
+
+            self.describer = PersonDescriber()
         self.explainer = None
         if explain:
             from facescan.describe.explain import Explainer
@@ -119,7 +126,8 @@ class Analyzer:
             x, y, w, h = d.box
             result.faces.append(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv, height=h * inv),
                                      score=d.score, keypoints=kps))
-            pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=pixels, box=d.box))
+            pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=pixels, box=d.box,
+                                            keypoints=d.keypoints))
         return pending
 
     # -- stage 2: one backend call for the faces of many images ---------------------------
@@ -139,10 +147,32 @@ class Analyzer:
             for face in p.result.faces:
                 face.attributes = predictions[k]
                 if self.explainer:
-                    emotion = face.attributes["emotion"]
-                    face.action_units, face.explanation = self.explainer.explain(
-                        inputs[k].chip, emotion.label, emotion.label_set)
+                    if hasattr(self.backend, "ask_image"):  # a VLM explains, and its final answer is the emotion
+                        from facescan.describe.explain import explain_with_vlm
+
+                        face.explanation, face.attributes["emotion"] = explain_with_vlm(self.backend, inputs[k].chip)
+                        face.action_units, _ = self.explainer.explain(inputs[k].chip, None, "fer7")
+                    else:
+                        emotion = face.attributes["emotion"]
+                        face.action_units, face.explanation = self.explainer.explain(
+                            inputs[k].chip, emotion.label, emotion.label_set)
                 k += 1
+            if self.describer and p.inputs:
+                self._describe(p)
+
+    def _describe(self, pending: _Pending) -> None:
+        inputs = pending.inputs
+        try:
+            found = self.describer.describe(inputs[0].image, [fi.box for fi in inputs], [fi.keypoints for fi in inputs])
+        except Exception as e:  # descriptors are extra: the attributes stand without them
+            for face in pending.result.faces:
+                face.description = {"error": f"describe failed: {e}"}
+            return
+        inv = pending.result.width / inputs[0].image.shape[1] if pending.result.width else 1.0
+        for face, d in zip(pending.result.faces, found):
+            face.description = d.as_dict()
+            if d.torso_box:
+                face.description["torso_box"] = [round(v * inv, 1) for v in d.torso_box]
 
     def analyze(self, source: ImageSource) -> ImageResult:
         """Analyze one image (path, bytes, array or PIL image)."""

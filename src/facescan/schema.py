@@ -6,6 +6,7 @@ import csv
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -82,6 +83,7 @@ class Face(BaseModel):
     attributes: dict[str, AttributePrediction] = Field(default_factory=dict)
     action_units: dict[str, float] | None = None  # --explain: AU intensities 0-5 from the face mesh
     explanation: str | None = None  # --explain: observations → interpretation → final label
+    description: dict[str, Any] | None = None  # --describe: clothing, hair, eyewear, beard, head pose, posture
 
 
 class ImageResult(BaseModel):

@@ -177,6 +177,22 @@ class APIBackend:
                     for a in group}
         return {a: self._prediction(a, response, len(group) == 1) for a in group}
 
+    def ask_image(self, image, prompt: str, max_new_tokens: int | None = None) -> str:
+        """A free-text answer to ``prompt`` about a whole RGB image (cached like every request)."""
+        data = jpeg_bytes(image)
+        schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
+                  "additionalProperties": False}
+        key = ResponseCache.key(image=hashlib.sha256(data).hexdigest(), prompt=prompt, model=self.model_id,
+                                backend=self.name, schema=schema, logprobs="off")
+        response = self.cache.get(key)
+        if response is None:
+            response = self.request(data, prompt, schema)
+            self.calls += 1
+            self.cache.put(key, response)
+        text = response.get("text") or ""
+        obj = parse_json_answer(text)
+        return str(obj.get("answer", text)) if obj is not None else text
+
     def _safe(self, message: str) -> str:
         key = self.api_key(required=False)
         return message.replace(key, "***") if key else message
@@ -256,7 +272,9 @@ class OpenAIBackend(APIBackend):
         import base64
 
         url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
-        want_logprobs = self.options.logprobs == "on" and len(schema["properties"]) == 1
+        props = schema["properties"]
+        # label probabilities come from the value token of a one-label answer; free text has none
+        want_logprobs = self.options.logprobs == "on" and len(props) == 1 and "enum" in next(iter(props.values()))
         response = self.client.chat.completions.create(
             model=self.options.model, temperature=0,
             messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},

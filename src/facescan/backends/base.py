@@ -25,6 +25,7 @@ class FaceInput:
     padding: float
     image: np.ndarray | None = None
     box: tuple[float, float, float, float] | None = None
+    keypoints: np.ndarray | None = None  # detector keypoints, in ``image`` pixels
 
 
 class Backend(Protocol):

@@ -294,6 +294,16 @@ class HFBackend:
         new = out[:, inputs["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
+    def ask_image(self, image: np.ndarray, prompt: str, max_new_tokens: int | None = None) -> str:
+        """A free-text answer to ``prompt`` about a whole RGB image (numbered boxes, explanations)."""
+        from PIL import Image
+
+        inputs = self.model_inputs([Image.fromarray(np.ascontiguousarray(image[..., :3]))], prompt)
+        with self._torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens or self.options.max_new_tokens,
+                                      do_sample=False)
+        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
     def _from_answer(self, attr: str, answer: str | None) -> AttributePrediction:
         m = self._meta(attr)
         ls = self.preset.label_set(attr)

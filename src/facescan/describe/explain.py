@@ -3,15 +3,19 @@ intensities and the emotions they signal) → overall interpretation → final l
 
 For the built-in backend the chain is built by rules from the AUs measured on the face mesh;
 its final label is always the label the backend gave, and the text says when the measured AUs
-do not support it.
+do not support it. A VLM backend is prompted for the chain itself (:func:`explain_with_vlm`);
+its final label is parsed like any other answer and becomes that face's emotion.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from facescan import taxonomy
+from facescan import prompts, taxonomy
+from facescan.backends.parsing import parse_answer
 from facescan.describe.aus import AUReading, FaceMesh, intensities
+from facescan.schema import AttributePrediction
 
 
 def chain_of_thought(readings: Sequence[AUReading], label: str, label_set: str, top: int = 3) -> str:
@@ -51,3 +55,26 @@ class Explainer:
         if label is None:
             return aus, None
         return aus, chain_of_thought(readings, label, label_set)
+
+
+def explain_with_vlm(backend, chip, model: str | None = None) -> tuple[str, AttributePrediction]:
+    """Ask a VLM backend (one with ``ask_image`` and a prompt preset) for an ExpLLM-style chain of
+    thought about the face in ``chip``; its ``Final answer`` is parsed like any other answer, and
+    an answer that maps to no label is an invalid prediction that keeps the text."""
+    preset = backend.preset
+    ls = preset.label_set("emotion")
+    prompt = prompts.task_prompt("explain", "expression", options=", ".join(preset.options("emotion")))
+    meta = {"backend": backend.name, "model": model or getattr(backend, "model_id", backend.name),
+            "mode": "explanation", "prompt": "tasks.explain"}
+    try:
+        text = backend.ask_image(chip, prompt, max_new_tokens=256)
+    except Exception as e:  # noqa: BLE001 - a failed request is this face's invalid answer
+        return "", AttributePrediction.invalid("emotion", ls.name, error=f"{type(e).__name__}: {e}", **meta)
+    final = re.findall(r"final answer\s*[:\-]\s*(.+)", text, flags=re.IGNORECASE)
+    spellings = {lab: preset.answer("emotion", lab) for lab in ls.labels}
+    label = parse_answer(final[-1].strip(), ls, spellings) if final else None
+    if label is None:
+        why = "no 'Final answer:' line" if not final else f"final answer {final[-1].strip()!r} is no {ls.name} label"
+        return text, AttributePrediction.invalid("emotion", ls.name, raw=text, error=why, **meta)
+    probs = [1.0 if lab == label else 0.0 for lab in ls.labels]
+    return text, AttributePrediction.from_probabilities("emotion", ls.name, probs, raw=text, **meta)

@@ -41,8 +41,9 @@ def _native_stderr_silenced():
 class MediaPipeDetector:
     """BlazeFace short- or full-range model, with six keypoints per face.
 
-    ``range="auto"`` (default) runs the full-range model, which finds the small faces of group
-    photos, and falls back to the short-range model for close-ups it misses.
+    ``range="auto"`` (default) runs both models and merges their faces: the full-range model finds
+    the small faces of group photos, the short-range one close-ups it misses; short-range tiles are
+    the last resort for a face too small for either.
     """
 
     def __init__(self, range: str = "auto", min_score: float = 0.5):
@@ -104,7 +105,10 @@ class MediaPipeDetector:
             raise ValueError("MediaPipe wants an RGB image (H x W x 3)")
         image = np.ascontiguousarray(image)
         if self.range == "auto":
-            faces = self._run("full", image) or self._run("short", image) or self._run_tiles(image)
+            # Both models, merged: the full-range one finds the small faces of group photos, the
+            # short-range one the large faces (close-ups, grids of portraits) the full-range one misses.
+            faces = _merge(self._run("full", image), self._run("short", image))
+            faces = faces or self._run_tiles(image)
         else:
             faces = self._run(self.range, image)
         return sorted(faces, key=lambda f: -f.score)
@@ -122,4 +126,22 @@ def _non_max_suppression(faces: list[Detection], threshold: float) -> list[Detec
     for f in sorted(faces, key=lambda f: -f.score):
         if all(_iou(f.box, k.box) < threshold for k in kept):
             kept.append(f)
+    return kept
+
+
+def _merge(first: list[Detection], second: list[Detection]) -> list[Detection]:
+    """``first`` plus the faces of ``second`` that are none of them. The two models frame a face
+    differently (the short-range box of a small face is larger and offset), so a face counts as
+    the same when either box's centre lies inside the other, not by overlap alone."""
+
+    def inside(p, box):
+        return box[0] <= p[0] <= box[0] + box[2] and box[1] <= p[1] <= box[1] + box[3]
+
+    def centre(box):
+        return box[0] + box[2] / 2, box[1] + box[3] / 2
+
+    kept = list(first)
+    for face in second:
+        if not any(inside(centre(face.box), k.box) or inside(centre(k.box), face.box) for k in kept):
+            kept.append(face)
     return kept

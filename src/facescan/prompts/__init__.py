@@ -96,3 +96,13 @@ def load_preset(name_or_path: str | Path) -> Preset:
         for label in preset.answers.get(ls.name, {}):
             taxonomy.canonical(ls, label)  # a misspelt label fails here, not at answer time
     return preset
+
+
+def task_prompt(task: str, name: str, **values) -> str:
+    """A prompt of :file:`tasks/tasks.toml` (``[task] name``), with ``{placeholders}`` filled from ``values``."""
+    data = tomllib.loads(resources.files(__package__).joinpath("tasks", "tasks.toml").read_text(encoding="utf-8"))
+    try:
+        template = data[task][name]
+    except KeyError:
+        raise KeyError(f"no prompt {task}.{name} in tasks.toml") from None
+    return template.format(**values)
