@@ -175,3 +175,19 @@ def test_cli_ask_answers_and_annotates(group_photo, tmp_path):
     box = data["answer"]["box"]
     edge = img[int(box["y"]) + int(box["height"] / 2), int(box["x"])]  # left edge of the chosen box: yellow
     assert edge[0] > 200 and edge[1] > 150 and edge[2] < 80
+
+
+def test_cli_analyze_describe_writes_descriptors(group_photo, tmp_path):
+    import json
+
+    from facescan.cli import app
+
+    photo, _ = group_photo
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["analyze", str(photo), "--describe", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "eyewear sunglasses" in r.output and "clothing" in r.output
+    faces = json.loads(out.read_text())[0]["faces"]
+    assert faces[0]["description"]["eyewear"] == "sunglasses" and len(faces[0]["description"]["torso_box"]) == 4
+    r = CliRunner().invoke(app, ["analyze", str(photo), "--describe", "--crops"])
+    assert r.exit_code == 2 and "--describe needs whole photos" in r.output

@@ -201,6 +201,50 @@ def ask(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to listen on; beyond loopback a --token is required."),
+    port: int = typer.Option(8000, "--port"),
+    backend: list[str] = typer.Option(["builtin"], "--backend", "-b",
+                                      help="Backend spec to load (repeat for several; the first is the default)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Server processes (each loads the models)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="FACESCAN_TOKEN",
+                                        help="Bearer token required on /v1 and /metrics."),
+    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", help="Largest upload (413 above)."),
+    max_pixels: int = typer.Option(40_000_000, "--max-pixels", help="Largest image in pixels (413 above)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds a request may wait and run (503 after)."),
+    max_batch: int = typer.Option(16, "--max-batch", min=1, help="Images per model batch (1: no batching)."),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits to fill."),
+    max_queue: int = typer.Option(64, "--max-queue", min=1, help="Requests waiting before 429."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin "
+                                          "(repeatable; CORS is off by default)."),
+) -> None:
+    """Serve the REST API and the web page."""
+    import os
+
+    try:
+        import uvicorn
+
+        from facescan.serve.app import ServeConfig, check_bind
+    except ImportError as e:
+        err_console.print("[red]error:[/red] facescan serve needs the serve extra "
+                          f"(pip install 'facescan\\[serve]'): {escape(str(e))}")
+        raise typer.Exit(2) from None
+    config = ServeConfig(backends=backend, host=host, port=port, token=token, max_upload_mb=max_upload_mb,
+                         max_pixels=max_pixels, request_timeout=timeout, max_batch=max_batch,
+                         batch_wait_ms=batch_wait_ms, max_queue=max_queue, cors_origins=cors_origin)
+    try:
+        check_bind(host, token)
+    except ValueError as e:
+        err_console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    os.environ["FACESCAN_SERVE_CONFIG"] = config.to_json()
+    # access_log off: request lines are not needed to run the service, and images are never logged
+    uvicorn.run("facescan.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="info")
+
+
+@app.command()
 def models() -> None:
     """List backend kinds, detectors and label sets."""
     from facescan import prompts

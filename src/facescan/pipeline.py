@@ -179,10 +179,15 @@ class Analyzer:
         return next(self.analyze_many([source]))
 
     def analyze_many(self, sources: Iterable[ImageSource], workers: int = 1,
-                     on_result: Callable[[ImageResult], None] | None = None) -> Iterator[ImageResult]:
-        """Analyze many images in input order; a bad input yields a result with ``error`` set."""
+                     on_result: Callable[[ImageResult], None] | None = None,
+                     executor: ThreadPoolExecutor | None = None) -> Iterator[ImageResult]:
+        """Analyze many images in input order; a bad input yields a result with ``error`` set.
+
+        Images are loaded and detected on ``workers`` threads, or on ``executor`` (a long-lived
+        pool, so per-thread detector graphs are built once, as the service does)."""
         sources = iter(sources)
-        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        own = executor is None and workers > 1
+        pool = ThreadPoolExecutor(max_workers=workers) if own else executor
         try:
             while True:
                 chunk = [s for _, s in zip(range(self.batch_images), sources)]
@@ -196,7 +201,7 @@ class Analyzer:
                         on_result(p.result)
                     yield p.result
         finally:
-            if pool:
+            if own:
                 pool.shutdown()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from facescan.detect.base import Detection
 
 _MODELS = {"short": 0, "full": 1}
+_STARTUP_LOCK = threading.Lock()  # the stderr redirection during start-up is process-wide
 
 
 @contextlib.contextmanager
@@ -55,20 +56,20 @@ class MediaPipeDetector:
         self.range = range
         self.min_score = min_score
         self._mp = mp
-        self._graphs: dict[str, object] = {}
-        # A MediaPipe graph processes one image at a time.
-        self._lock = threading.Lock()
+        # A MediaPipe graph processes one image at a time: each thread gets its own graphs, so
+        # images of a batch are detected in parallel (the analyzer's --workers, the service's batches).
+        self._local = threading.local()
 
     def _run(self, which: str, image: np.ndarray) -> list[Detection]:
-        with self._lock:
-            if which not in self._graphs:
-                with _native_stderr_silenced():
-                    graph = self._mp.solutions.face_detection.FaceDetection(
-                        model_selection=_MODELS[which], min_detection_confidence=self.min_score
-                    )
-                    graph.process(np.zeros((64, 64, 3), np.uint8))  # start-up happens on the first frame
-                self._graphs[which] = graph
-            result = self._graphs[which].process(image)
+        graphs = self._local.__dict__.setdefault("graphs", {})
+        if which not in graphs:
+            with _STARTUP_LOCK, _native_stderr_silenced():
+                graph = self._mp.solutions.face_detection.FaceDetection(
+                    model_selection=_MODELS[which], min_detection_confidence=self.min_score
+                )
+                graph.process(np.zeros((64, 64, 3), np.uint8))  # start-up happens on the first frame
+            graphs[which] = graph
+        result = graphs[which].process(image)
         h, w = image.shape[:2]
         faces = []
         for d in result.detections or []:

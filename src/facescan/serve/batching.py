@@ -1,0 +1,124 @@
+"""Dynamic batching: concurrent requests are gathered into one ``Analyzer.analyze_many`` call.
+
+Requests wait in a bounded queue. A worker thread takes the first one, then keeps taking more
+for at most ``max_wait`` seconds or until ``max_batch`` are in hand, and analyzes them together:
+the faces of every image in the batch go to the backend in one model call, and the images are
+decoded and detected on ``prep_workers`` threads meanwhile. A request whose caller gave up (its
+future was cancelled on timeout) is skipped, not computed.
+
+Written here because the ASGI server and the model runtime each batch only their own work;
+batching across HTTP requests is the service's job.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+
+class QueueFull(Exception):
+    """The request queue is at its limit: the caller should answer 429 and retry later."""
+
+
+@dataclass
+class Job:
+    """One image to analyze with the analyzer for ``key``."""
+
+    key: Hashable
+    source: object
+    future: Future = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class DynamicBatcher:
+    """Batches :class:`Job` s per analyzer key; ``analyzer_for(key)`` returns the analyzer to use."""
+
+    def __init__(self, analyzer_for: Callable[[Hashable], object], max_batch: int = 16, max_wait: float = 0.005,
+                 max_queue: int = 64, prep_workers: int = 2,
+                 on_batch: Callable[[int, float], None] | None = None):
+        if max_batch < 1 or max_queue < 1:
+            raise ValueError("max_batch and max_queue must be at least 1")
+        self.analyzer_for = analyzer_for
+        self.max_batch, self.max_wait, self.prep_workers = max_batch, max_wait, prep_workers
+        self.on_batch = on_batch
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        # one long-lived pool: each of its threads keeps its own detector graphs across batches
+        self._pool = ThreadPoolExecutor(max_workers=prep_workers, thread_name_prefix="facescan-prep") \
+            if prep_workers > 1 else None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        # (Re)started on demand: an ASGI lifespan may stop the worker and the app keep serving.
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="facescan-batcher", daemon=True)
+                self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting (not yet in a batch)."""
+        return self._queue.qsize()
+
+    def submit(self, key: Hashable, source) -> Future:
+        """Queue one image; raises :class:`QueueFull` when the queue is at its limit."""
+        self._ensure_running()
+        job = Job(key, source)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull(f"{self._queue.maxsize} requests are already waiting") from None
+        return job.future
+
+    def close(self) -> None:
+        """Stop the worker after the jobs already queued (a later submit starts it again)."""
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join(timeout=30)
+
+    def _take_batch(self) -> list[Job] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        deadline = time.monotonic() + self.max_wait
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(job)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            if self.on_batch:
+                self.on_batch(len(live), time.monotonic() - min((j.enqueued for j in batch), default=0.0))
+            groups: dict[Hashable, list[Job]] = {}
+            for job in live:
+                groups.setdefault(job.key, []).append(job)
+            for key, jobs in groups.items():
+                try:
+                    analyzer = self.analyzer_for(key)
+                    pool = self._pool if len(jobs) > 1 else None
+                    results = list(analyzer.analyze_many([j.source for j in jobs], executor=pool))
+                except Exception as e:  # noqa: BLE001 - every caller of the batch gets the error
+                    for job in jobs:
+                        job.future.set_exception(e)
+                    continue
+                for job, result in zip(jobs, results):
+                    job.future.set_result(result)
