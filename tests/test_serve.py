@@ -199,3 +199,8 @@ def test_models_health_metrics_and_page(client):
     assert "src=\"http" not in page and "href=\"http" not in page  # no CDN: works offline
     spec = client.get("/openapi.json").json()
     assert {"/v1/analyze", "/v1/ask", "/v1/models", "/healthz", "/metrics"} <= set(spec["paths"])
+
+
+def test_no_page_loads_from_a_cdn(client):
+    assert client.get("/docs").status_code == 404  # Swagger UI would come from a CDN
+    assert "cdn" not in client.get("/").text.lower()

@@ -196,7 +196,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         yield
         state.batcher.close()
 
-    app = FastAPI(title="facescan", version=__version__, lifespan=lifespan,
+    # No /docs or /redoc: their pages load Swagger UI / ReDoc from a CDN, and this service must work
+    # offline; the spec itself is at /openapi.json.
+    app = FastAPI(title="facescan", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Facial attributes (age group, gender, race, emotion), person descriptors and "
                               "questions about one person in a photo. Race is computed only when asked for.")
     app.state.facescan = state
@@ -406,7 +408,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     return app
 
 
-_ROUTES = ("/", "/healthz", "/metrics", "/v1/models", "/v1/analyze", "/v1/ask", "/openapi.json", "/docs")
+_ROUTES = ("/", "/healthz", "/metrics", "/v1/models", "/v1/analyze", "/v1/ask", "/openapi.json")
 
 
 def _problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
