@@ -25,13 +25,17 @@ def face_caption(face) -> list[str]:
     return lines
 
 
-def draw_result(source, result: ImageResult) -> Image.Image:
-    """Return the image with each face's box, its number above it and its labels below it."""
+def _canvas(source):
+    """An RGB copy of the photo to draw on, its drawing context, its longer side and a line width."""
     pixels = load_image(source, max_side=None).pixels if not isinstance(source, np.ndarray) else source
     img = Image.fromarray(pixels).convert("RGB")
-    draw = ImageDraw.Draw(img)
     side = max(img.size)
-    width = max(2, side // 400)
+    return img, ImageDraw.Draw(img), side, max(2, side // 400)
+
+
+def draw_result(source, result: ImageResult) -> Image.Image:
+    """Return the image with each face's box, its number above it and its labels below it."""
+    img, draw, side, width = _canvas(source)
     for face in result.faces:
         color = _COLORS[face.index % len(_COLORS)]
         b = face.box
@@ -78,11 +82,7 @@ def save_annotated(source, result: ImageResult, out: str | Path) -> Path:
 
 def draw_chosen(source, result: ImageResult, chosen: int | None) -> Image.Image:
     """The photo with every face in a thin grey box and the chosen face (by index) in a thick one."""
-    pixels = load_image(source, max_side=None).pixels if not isinstance(source, np.ndarray) else source
-    img = Image.fromarray(pixels).convert("RGB")
-    draw = ImageDraw.Draw(img)
-    side = max(img.size)
-    width = max(2, side // 400)
+    img, draw, side, width = _canvas(source)
     for face in result.faces:
         b = face.box
         mine = face.index == chosen
