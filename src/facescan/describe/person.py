@@ -269,7 +269,8 @@ def _hair_length(rgb, x, y, w, h, hair_lab, skin_lab, torso_pixels, others) -> s
         if by < y1 and by + bh > y0 and any(bx < b1 and bx + bw > b0 for b0, b1 in bands):
             return None
     clothes = np.median(_lab(torso_pixels), 0) if len(torso_pixels) else None
-    background = [taxonomy.COLOURS.index(n) for n in ("light blue", "blue", "white", "grey")]
+    background = [i for i, (name, *_) in enumerate(taxonomy.COLOUR_RULES)
+                  if name in ("light blue", "blue", "white", "grey")]
     shares = []
     for b0, b1 in bands:
         side = _pixels(rgb, b0, y0, b1, y1)
@@ -280,9 +281,7 @@ def _hair_length(rgb, x, y, w, h, hair_lab, skin_lab, torso_pixels, others) -> s
         for c in (skin_lab, clothes):
             if c is not None:
                 like &= np.linalg.norm(lab - c, axis=1) > 15
-        fam = colour_families(side)
-        like &= ~np.isin(fam, [i for i, r in enumerate(taxonomy.COLOUR_RULES) if r[0] in
-                               {taxonomy.COLOURS[k] for k in background}])
+        like &= ~np.isin(colour_families(side), background)
         shares.append(float(like.mean()))
     if not shares:
         return None
