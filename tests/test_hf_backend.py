@@ -182,3 +182,19 @@ def test_tiny_vlm_explanation_without_a_final_answer_is_invalid_not_guessed(back
     text, pred = explain_with_vlm(backends["paligemma"], _chip(3))
     # random weights write no "Final answer: <emotion>" line: the text is kept, the label is not guessed
     assert pred.label is None and pred.raw == text and pred.mode == "explanation" and pred.error
+
+
+@pytest.mark.parametrize("family", ["paligemma", "llava"])
+def test_tiny_vlm_box_choice_runs_and_an_unusable_answer_is_invalid(backends, family):
+    from facescan.ask import resolve_with_vlm
+    from facescan.schema import Box, Face
+
+    faces = [Face(index=i, box=Box(x=8 + 40 * i, y=10, width=30, height=30), score=1.0) for i in range(3)]
+    image = np.random.default_rng(5).integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    answer = resolve_with_vlm(backends[family], image, "the person in the middle", faces)
+    # random weights do not answer with exactly one box number: recorded, never guessed
+    if answer.status == "answered":
+        assert answer.face in (0, 1, 2)
+    else:
+        assert answer.status in ("invalid answer", "no match") and len(answer.candidates) == 3
+    assert "the VLM answered" in answer.reasons[0]
