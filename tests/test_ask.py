@@ -58,6 +58,7 @@ def test_parse_reads_reference_and_what_is_asked():
     ("the person with sunglasses", 2), ("the woman in red", 2), ("the man in the light blue shirt", 1),
     ("the one who is not smiling", 3), ("the oldest person", 3), ("the person at the top", 1),
     ("the person at the back", 1), ("the person in front", 3), ("the first person from the right", 3),
+    ("How old is face #2?", 2), ("the 2nd from right", 2), ("the last person from the left", 3),
 ])
 def test_resolves_each_kind_of_reference(group, question, expected):
     answer = resolve(question, group)

@@ -46,6 +46,7 @@ class Reference:
     not_emotion: bool = False
     superlative: tuple[str, str] | None = None  # ("age", "max") | ("emotion:happy", "max")
     body: str | None = None  # sitting | standing
+    index: int | None = None  # "face #2": a face number as facescan numbers them
 
 
 @dataclass
@@ -88,14 +89,17 @@ def parse_question(text: str) -> Question:
     """Read who a question refers to and what it asks."""
     q = " " + re.sub(r"\s+", " ", text.lower().replace("’", "'")).strip() + " "
     ref = Reference()
+    m = re.search(r"\b(?:person|face|box|number) #?(\d+)\b|#(\d+)", q)
+    if m:
+        ref.index = int(m.group(1) or m.group(2))
     for word, gender in taxonomy.PERSON_WORDS.items():
         if gender and _has(q, word):
             ref.gender = gender
-    m = re.search(r"\b(" + "|".join(taxonomy.ORDINALS) + r")(?: \w+)? (?:from|on) the (left|right)\b", q)
+    m = re.search(r"\b(" + "|".join(taxonomy.ORDINALS) + r")(?: \w+)? (?:from|on) (?:the )?(left|right)\b", q)
     if m:
         ref.ordinal = (taxonomy.ORDINALS[m.group(1)], m.group(2))
-    elif re.search(r"\b(last|final) (?:\w+ )?(?:from|on) the (left|right)\b", q):
-        side = re.search(r"\b(?:last|final) (?:\w+ )?(?:from|on) the (left|right)\b", q).group(1)
+    elif re.search(r"\b(last|final) (?:\w+ )?(?:from|on) (?:the )?(left|right)\b", q):
+        side = re.search(r"\b(?:last|final) (?:\w+ )?(?:from|on) (?:the )?(left|right)\b", q).group(1)
         ref.position = "rightmost" if side == "left" else "leftmost"
     else:
         for pos, pattern in (("top left", r"top[- ]left|upper left"), ("top right", r"top[- ]right|upper right"),
@@ -217,6 +221,8 @@ def resolve(question: Question | str, faces: list[Face], min_colour_share: float
         pool = [f for f in pool if pred(f)]
         reasons.append(f"{what}: {len(pool)} of {before}")
 
+    if ref.index is not None:
+        keep(lambda f: f.index == ref.index, f"face #{ref.index}")
     if ref.gender:
         keep(lambda f: _label(f, "gender") == ref.gender, "man" if ref.gender == "male" else "woman")
     if ref.eyewear is not None:
