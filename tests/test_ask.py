@@ -192,3 +192,15 @@ def test_cli_analyze_describe_writes_descriptors(group_photo, tmp_path):
     assert faces[0]["description"]["eyewear"] == "sunglasses" and len(faces[0]["description"]["torso_box"]) == 4
     r = CliRunner().invoke(app, ["analyze", str(photo), "--describe", "--crops"])
     assert r.exit_code == 2 and "--describe needs whole photos" in r.output
+
+
+def test_descriptors_of_the_single_person_photos():
+    from facescan.pipeline import Analyzer
+
+    analyzer = Analyzer(attributes="gender", describe=True)
+    bearded = analyzer.analyze(shared("photos", "Image_with_alpha.png")).faces[0].description
+    assert bearded["beard"] is True and bearded["posture"]["arms"] == "raised"  # hand on his forehead
+    assert bearded["clothing_colours"][0] == "grey"
+    plain = analyzer.analyze(shared("photos", "single_face.jpg")).faces[0].description
+    assert plain["beard"] is False and plain["clothing_colours"] == ["black"] and plain["hair_colour"] == "black"
+    assert plain["posture"]["facing"] == "camera"
