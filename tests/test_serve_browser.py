@@ -58,12 +58,16 @@ def test_page_analyzes_a_group_photo_and_highlights_the_asked_person(server_url)
         page.goto(server_url)
         expect(page.locator("#backend option")).to_have_count(1)
         page.set_input_files("#file", str(photo))
+        page.check("#explain")
         page.click("#run")
         expect(page.locator("#overlay rect.box")).to_have_count(5, timeout=30_000)
         tags = page.locator("#overlay text.tag").all_text_contents()
         assert [t.split()[0] for t in tags] == ["#0", "#1", "#2", "#3", "#4"]
         assert all(("male" in t or "female" in t) and "20-29" in t for t in tags)  # label per box
         expect(page.locator("#cards .card")).to_have_count(5)
+        explanations = page.locator("#cards pre.expl").all_text_contents()  # ExpLLM chain per face
+        assert len(explanations) >= 4 and all("Final answer" in e and "AU" in e for e in explanations)
+        expect(page.locator("#cards .card").first.locator(".bar")).not_to_have_count(0)  # probability bars
         page.fill("#question", "the man in the light blue shirt")
         page.click("#ask")
         chosen = page.locator("#overlay rect.box.chosen")
