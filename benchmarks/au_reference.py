@@ -3,7 +3,7 @@
     python benchmarks/au_reference.py --data ../shared/data [--per-class 300] [--split train]
 
 Prints, per AU ratio, the median over neutral faces and the spread (median absolute deviation
-× 1.4826) over all faces — the values of ``facescan.describe.aus.REFERENCE`` — then the mean
+× 1.4826) over all faces — the values of ``facescan.explain.aus.REFERENCE`` — then the mean
 intensity of each AU per emotion class and how many faces the mesh found.
 """
 
@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from facescan.datasets import open_dataset
-from facescan.describe.aus import AUS, FaceMesh, intensities, raw_ratios
+from facescan.explain.aus import AUS, FaceMesh, intensities, raw_ratios
 from facescan.imageio import load_image
 
 

@@ -5,8 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from facescan.describe import aus
-from facescan.describe.explain import chain_of_thought
+from facescan.explain import aus, chain_of_thought
 
 from .conftest import shared
 

@@ -177,7 +177,7 @@ def test_peft_adapter_folder_loads_on_its_base_model(tiny_models, tmp_path):
 
 
 def test_tiny_vlm_explanation_without_a_final_answer_is_invalid_not_guessed(backends):
-    from facescan.describe.explain import explain_with_vlm
+    from facescan.explain import explain_with_vlm
 
     text, pred = explain_with_vlm(backends["paligemma"], _chip(3))
     # random weights write no "Final answer: <emotion>" line: the text is kept, the label is not guessed

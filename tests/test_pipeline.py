@@ -92,7 +92,7 @@ def test_boxes_are_in_original_coordinates_when_downscaled(photos, monkeypatch):
     full = analyzer.analyze(photos / "multi_face.jpg")
     monkeypatch.setattr(imageio, "MAX_SIDE", 500)
     monkeypatch.setattr("facescan.pipeline.load_image",
-                        lambda src, name=None: imageio.load_image(src, max_side=500, name=name))
+                        lambda src, **kw: imageio.load_image(src, **{**kw, "max_side": 500}))
     small = analyzer.analyze(photos / "multi_face.jpg")
     assert (small.width, small.height) == (full.width, full.height)
     assert len(small.faces) == len(full.faces) == 5

@@ -80,6 +80,20 @@ def save_annotated(source, result: ImageResult, out: str | Path) -> Path:
     return out
 
 
+def draw_numbered_boxes(source, faces) -> Image.Image:
+    """The photo with each face boxed in red and numbered 1…n (the numbers a VLM is asked to choose from)."""
+    img, draw, side, _ = _canvas(source)
+    width = max(2, side // 300)
+    for k, face in enumerate(faces, start=1):
+        b = face.box
+        draw.rectangle([b.x, b.y, b.x + b.width, b.y + b.height], outline=(255, 0, 0), width=width)
+        font = _font(int(max(14, b.width / 3)))
+        tb = draw.textbbox((0, 0), str(k), font=font)
+        y = max(0, b.y - (tb[3] - tb[1]) - 3 * width)  # kept inside the photo for faces at its top edge
+        _label(draw, (b.x, y), str(k), font, (255, 0, 0), width, above=False)
+    return img
+
+
 def draw_chosen(source, result: ImageResult, chosen: int | None) -> Image.Image:
     """The photo with every face in a thin grey box and the chosen face (by index) in a thick one."""
     img, draw, side, width = _canvas(source)

@@ -78,7 +78,7 @@ def _annotate_path(out: Path, source: str, multiple: bool) -> Path:
 @app.command()
 def analyze(
     inputs: list[Path] = typer.Argument(..., help="Photos and/or folders of photos."),
-    attributes: str = typer.Option("age,gender,emotion", "--attributes", "-a",
+    attributes: str = typer.Option(",".join(taxonomy.DEFAULT_ATTRIBUTES), "--attributes", "-a",
                                    help="Comma-separated: age, gender, race, emotion. Race only when asked for."),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
     detector: str = typer.Option("mediapipe", "--detector", help="mediapipe, mediapipe:short, mediapipe:full, haar."),
@@ -118,7 +118,8 @@ def analyze(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, disable=len(files) < 2 or not sys.stderr.isatty()) as progress:
         task = progress.add_task("analyzing", total=len(files))
-        for result in analyzer.analyze_many(files, workers=workers):
+        for analyzed in analyzer.iter_analyzed(files, workers=workers, keep_images=annotate is not None):
+            result = analyzed.result
             results.append(result)
             progress.advance(task)
             if show_table:
@@ -131,10 +132,9 @@ def analyze(
             elif result.error:
                 err_console.print(f"[red]✗[/red] {escape(result.error)}")
             if annotate and result.ok:
-                out = _annotate_path(annotate, result.source, len(files) > 1)
                 from facescan.annotate import save_annotated
 
-                save_annotated(result.source, result, out)
+                save_annotated(analyzed.image.original, result, _annotate_path(annotate, result.source, len(files) > 1))
     for path, writer in ((json_out, schema.write_json), (jsonl_out, schema.write_jsonl), (csv_out, schema.write_csv),
                          (parquet_out, schema.write_parquet)):
         if path:
@@ -164,17 +164,19 @@ def ask(
     """Answer a question about one person in a group photo."""
     import json
 
-    from facescan.ask import ask_photo, parse_question
+    from facescan.ask import answer_question, attributes_for, check_chooser, parse_question
     from facescan.pipeline import Analyzer
 
-    q = parse_question(question)
-    wanted = ["age", "gender", "emotion"] + (["race"] if "race" in q.asks else [])
     try:
-        analyzer = Analyzer(backend=backend, attributes=wanted, describe=True)
-        answer, result = ask_photo(image, question, analyzer=analyzer, chooser=chooser)
+        check_chooser(chooser)
+        q = parse_question(question)
+        analyzer = Analyzer(backend=backend, attributes=attributes_for(q), describe=True)
+        analyzed = analyzer.analyze_one(image, keep_image=chooser == "vlm" or annotate is not None)
+        answer = answer_question(q, analyzed, chooser, analyzer.backend)
     except (ValueError, FileNotFoundError, ImportError) as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
+    result = analyzed.result
     colour = {"answered": "green", "ambiguous": "yellow"}.get(answer.status, "red")
     console.print(f"[bold {colour}]{answer.status}[/bold {colour}]: {escape(question)}")
     if answer.face is not None:
@@ -195,7 +197,7 @@ def ask(
         from facescan.annotate import draw_chosen
 
         annotate.parent.mkdir(parents=True, exist_ok=True)
-        draw_chosen(image, result, answer.face).save(annotate)
+        draw_chosen(analyzed.image.original, result, answer.face).save(annotate)
     if json_out:
         json_out.write_text(json.dumps({"answer": answer.as_dict(), "result": result.model_dump()}, indent=2))
 
@@ -255,7 +257,8 @@ def models() -> None:
     for col in ("spec", "attributes", "description", "install"):
         table.add_column(col)
     for kind in BACKENDS.values():
-        table.add_row(kind.kind, ", ".join(kind.attributes), kind.description, kind.needs or "(default install)")
+        table.add_row(kind.kind, ", ".join(kind.attributes), kind.description,
+                      escape(kind.needs) if kind.needs else "(default install)")
     console.print(table)
     presets = Table(title="prompt presets (VLM backends: ?preset=NAME or ?preset=FILE.toml)")
     for col in ("preset", "label sets", "description"):
@@ -301,14 +304,6 @@ def train_builtin(
         cfg = replace(cfg, epochs=epochs)
     path = builtin.train(task, data, out, cache, cfg, run_dir=out / f"run_{task}")
     console.print(f"exported {path}")
-
-
-def main() -> None:  # console-script entry point
-    app()
-
-
-if __name__ == "__main__":
-    main()
 
 
 @eval_app.callback(invoke_without_command=True)
@@ -423,3 +418,11 @@ def instruct(
     path = build_records(dataset, split, out, attrs, phrasings, cot, limit, seed)
     n = sum(1 for _ in path.open())
     console.print(f"{n} records → {path} (load with datasets.load_dataset('json', data_files='{path}'))")
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":  # after every command is registered: `python -m facescan.cli` has them all
+    main()

@@ -46,6 +46,7 @@ class LoadedImage:
     original_size: tuple[int, int]  # (width, height) after EXIF rotation, before downscaling
     original_mode: str
     scale: float = 1.0  # analysis pixels per original pixel (< 1 when downscaled)
+    original: np.ndarray | None = None  # full-resolution pixels, when asked for (``pixels`` itself if not downscaled)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -146,8 +147,11 @@ def _open(source: ImageSource, name: str) -> Image.Image:
         raise ImageLoadError(name, f"cannot read image: {e}") from None
 
 
-def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str | None = None) -> LoadedImage:
-    """Decode ``source`` into an upright RGB :class:`LoadedImage`, or raise :class:`ImageLoadError`."""
+def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str | None = None,
+               keep_original: bool = False) -> LoadedImage:
+    """Decode ``source`` into an upright RGB :class:`LoadedImage`, or raise :class:`ImageLoadError`.
+
+    ``keep_original`` keeps the full-resolution pixels in ``original`` as well (for drawing)."""
     name = name or describe_source(source)
     if isinstance(source, np.ndarray):
         pixels = _array_to_rgb(source, name)
@@ -175,6 +179,7 @@ def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str |
             raise ImageLoadError(name, f"refused as a decompression bomb ({e})") from None
         original_size = (pixels.shape[1], pixels.shape[0])
     scale = 1.0
+    full = np.ascontiguousarray(pixels) if keep_original else None
     longest = max(pixels.shape[:2])
     if max_side and longest > max_side:
         import cv2
@@ -182,8 +187,9 @@ def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str |
         scale = max_side / longest
         new = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
         pixels = cv2.resize(pixels, new, interpolation=cv2.INTER_AREA)
-    return LoadedImage(pixels=np.ascontiguousarray(pixels), source=name, original_size=original_size,
-                       original_mode=mode, scale=scale)
+    pixels = np.ascontiguousarray(pixels)
+    return LoadedImage(pixels=pixels, source=name, original_size=original_size, original_mode=mode, scale=scale,
+                       original=pixels if keep_original and scale == 1.0 else full)
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:

@@ -5,26 +5,31 @@ The CLI, the Python API and later the service and evaluation all run this ``Anal
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facescan import crops, taxonomy
 from facescan.backends.base import Backend, FaceInput, load_backend
 from facescan.detect import Detector, create_detector
-from facescan.imageio import ImageLoadError, ImageSource, describe_source, expand_inputs, load_image
+from facescan.imageio import ImageLoadError, ImageSource, LoadedImage, describe_source, expand_inputs, load_image
 from facescan.schema import Box, Face, ImageResult
 
-DEFAULT_ATTRIBUTES = ("age", "gender", "emotion")  # race only when asked for
+if TYPE_CHECKING:
+    from facescan.describe.person import PersonDescriber
+    from facescan.explain import Explainer
+
 CHIP_SIZE = 224
 
 
 def parse_attributes(text: str | Sequence[str] | None) -> tuple[str, ...]:
     """``"age,gender"`` or a list → validated attribute names (default: age, gender, emotion)."""
     if text is None:
-        return DEFAULT_ATTRIBUTES
+        return taxonomy.DEFAULT_ATTRIBUTES
     items = [a.strip().lower() for a in (text.split(",") if isinstance(text, str) else text) if a.strip()]
     if not items:
         raise ValueError("no attributes given")
@@ -35,10 +40,21 @@ def parse_attributes(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 @dataclass
+class Analyzed:
+    """One analyzed image: its result, and the decoded photo when it was asked to be kept
+    (``image.original`` is then the full-resolution RGB array: annotation and the VLM chooser
+    draw on it instead of decoding the file again)."""
+
+    result: ImageResult
+    image: LoadedImage | None = None
+
+
+@dataclass
 class _Pending:
     result: ImageResult
     inputs: list[FaceInput] = field(default_factory=list)
     started: float = 0.0
+    image: LoadedImage | None = None
 
 
 class Analyzer:
@@ -51,7 +67,9 @@ class Analyzer:
     def __init__(self, backend: str | Backend = "builtin", detector: str | Detector = "mediapipe",
                  attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
                  min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32,
-                 explain: bool = False, describe: bool = False):
+                 explain: bool | Explainer = False, describe: bool | PersonDescriber = False):
+        """Backend and detector as spec strings or built objects; ``explain``/``describe`` as True
+        (build one) or a built :class:`Explainer` / :class:`PersonDescriber` (shared, as the service does)."""
         self.attributes = parse_attributes(attributes)
         if explain and "emotion" not in self.attributes:
             self.attributes = (*self.attributes, "emotion")  # an explanation explains the emotion
@@ -59,37 +77,32 @@ class Analyzer:
         missing = set(self.attributes) - set(self.backend.supported_attributes())
         if missing:
             raise ValueError(f"backend {self.backend.name} cannot predict {', '.join(sorted(missing))}")
+        if describe and crops:
+            raise ValueError("--describe needs whole photos (people's clothing and posture), not --crops")
         self.crops = crops
         self.crop_padding = crop_padding
         self.detector = None if crops else (create_detector(detector) if isinstance(detector, str) else detector)
         self.min_face_size = min_face_size
         self.max_faces = max_faces
         self.batch_images = batch_images
-        self.describer = None
-        if describe:
-            if crops:
-                raise ValueError("--describe needs whole photos (people's clothing and posture), not --crops")
-            from facescan.describe.person import PersonDescriber
-
-            self.describer = PersonDescriber()
-        self.explainer = None
-        if explain:
-            from facescan.describe.explain import Explainer
-
-            self.explainer = Explainer()
+        self.describer = _part(describe, "facescan.describe.person", "PersonDescriber")
+        self.explainer = _part(explain, "facescan.explain", "Explainer")
+        # a VLM answers the explanation's emotion itself: it is not asked for emotion a second time
+        self._vlm_explains = self.explainer is not None and hasattr(self.backend, "ask_image")
 
     # -- stage 1: load and detect (runs in worker threads) --------------------------------
-    def _prepare(self, source: ImageSource) -> _Pending:
+    def _prepare(self, source: ImageSource, keep_image: bool = False) -> _Pending:
         started = time.perf_counter()
         name = describe_source(source)
         detector = None if self.crops else self.detector.name
         result = ImageResult(source=name, detector=detector, backend=self.backend.name)
         pending = _Pending(result, started=started)
         try:
-            image = load_image(source, name=name)
+            image = load_image(source, name=name, keep_original=keep_image)
         except ImageLoadError as e:
             result.error = str(e)
             return pending
+        pending.image = image if keep_image else None
         result.width, result.height = image.original_size
         pixels = image.pixels
         inv = 1.0 / image.scale
@@ -135,30 +148,35 @@ class Analyzer:
         inputs = [fi for p in batch for fi in p.inputs]
         if not inputs:
             return
+        asked = [a for a in self.attributes if not (self._vlm_explains and a == "emotion")]
         try:
-            predictions = self.backend.predict(inputs, self.attributes)
+            predictions = self.backend.predict(inputs, asked) if asked else [{} for _ in inputs]
         except Exception as e:
             for p in batch:
                 if p.inputs:
                     p.result.error = f"{p.result.source}: backend {self.backend.name} failed: {e}"
             return
-        k = 0
+        faces = [face for p in batch for face in p.result.faces]
+        for face, fi, prediction in zip(faces, inputs, predictions):
+            face.attributes = prediction
+            if self.explainer:
+                self._explain(face, fi)
         for p in batch:
-            for face in p.result.faces:
-                face.attributes = predictions[k]
-                if self.explainer:
-                    if hasattr(self.backend, "ask_image"):  # a VLM explains, and its final answer is the emotion
-                        from facescan.describe.explain import explain_with_vlm
-
-                        face.explanation, face.attributes["emotion"] = explain_with_vlm(self.backend, inputs[k].chip)
-                        face.action_units, _ = self.explainer.explain(inputs[k].chip, None, "fer7")
-                    else:
-                        emotion = face.attributes["emotion"]
-                        face.action_units, face.explanation = self.explainer.explain(
-                            inputs[k].chip, emotion.label, emotion.label_set)
-                k += 1
             if self.describer and p.inputs:
                 self._describe(p)
+
+    def _explain(self, face: Face, face_input: FaceInput) -> None:
+        if self._vlm_explains:  # the VLM's chain of thought ends in this face's emotion
+            from facescan.explain import explain_with_vlm
+
+            face.explanation, emotion = explain_with_vlm(self.backend, face_input.chip)
+            face.attributes = {**face.attributes, "emotion": emotion}
+            face.action_units, _ = self.explainer.explain(face_input.chip, None, "fer7")
+            face.attributes = {a: face.attributes[a] for a in self.attributes if a in face.attributes}
+        else:
+            emotion = face.attributes["emotion"]
+            face.action_units, face.explanation = self.explainer.explain(face_input.chip, emotion.label,
+                                                                         emotion.label_set)
 
     def _describe(self, pending: _Pending) -> None:
         inputs = pending.inputs
@@ -176,40 +194,61 @@ class Analyzer:
 
     def analyze(self, source: ImageSource) -> ImageResult:
         """Analyze one image (path, bytes, array or PIL image)."""
-        return next(self.analyze_many([source]))
+        return self.analyze_one(source).result
+
+    def analyze_one(self, source: ImageSource, keep_image: bool = False) -> Analyzed:
+        """Analyze one image; with ``keep_image`` the decoded photo comes back with the result."""
+        return next(self.iter_analyzed([source], keep_images=keep_image))
 
     def analyze_many(self, sources: Iterable[ImageSource], workers: int = 1,
                      on_result: Callable[[ImageResult], None] | None = None,
                      executor: ThreadPoolExecutor | None = None) -> Iterator[ImageResult]:
-        """Analyze many images in input order; a bad input yields a result with ``error`` set.
+        """Analyze many images in input order; a bad input yields a result with ``error`` set."""
+        for analyzed in self.iter_analyzed(sources, workers, executor):
+            if on_result:
+                on_result(analyzed.result)
+            yield analyzed.result
+
+    def iter_analyzed(self, sources: Iterable[ImageSource], workers: int = 1,
+                      executor: ThreadPoolExecutor | None = None, keep_images: bool = False) -> Iterator[Analyzed]:
+        """Analyze many images in input order, each decoded once; ``keep_images`` returns the photos too.
 
         Images are loaded and detected on ``workers`` threads, or on ``executor`` (a long-lived
         pool, so per-thread detector graphs are built once, as the service does)."""
         sources = iter(sources)
         own = executor is None and workers > 1
         pool = ThreadPoolExecutor(max_workers=workers) if own else executor
+        prepare = functools.partial(self._prepare, keep_image=keep_images)
         try:
             while True:
                 chunk = [s for _, s in zip(range(self.batch_images), sources)]
                 if not chunk:
                     break
-                pending = list(pool.map(self._prepare, chunk)) if pool else [self._prepare(s) for s in chunk]
+                pending = list(pool.map(prepare, chunk)) if pool else [prepare(s) for s in chunk]
                 self._predict(pending)
                 for p in pending:
                     p.result.seconds = round(time.perf_counter() - p.started, 4)
-                    if on_result:
-                        on_result(p.result)
-                    yield p.result
+                    yield Analyzed(p.result, p.image)
         finally:
             if own:
                 pool.shutdown()
 
 
+def _part(value, module: str, name: str):
+    """None for False, a new ``module.name()`` for True, else the given object."""
+    if value is True:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)()
+    return value or None
+
+
 def analyze(images: ImageSource | Sequence[ImageSource], attributes: str | Sequence[str] | None = None,
             backend: str = "builtin", detector: str = "mediapipe", crops: bool = False,
-            workers: int = 1) -> ImageResult | list[ImageResult]:
+            workers: int = 1, explain: bool = False, describe: bool = False) -> ImageResult | list[ImageResult]:
     """Analyze one image (returns an :class:`ImageResult`), or a list of images or a folder (returns a list)."""
-    analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops)
+    analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops, explain=explain,
+                        describe=describe)
     if isinstance(images, (str, Path)) and Path(images).is_dir():
         images = expand_inputs([images])
     if isinstance(images, (list, tuple)):

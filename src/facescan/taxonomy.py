@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 ATTRIBUTES: tuple[str, ...] = ("age", "gender", "race", "emotion")
+#: What is predicted when a request names no attributes: race only when asked for.
+DEFAULT_ATTRIBUTES: tuple[str, ...] = ("age", "gender", "emotion")
 
 
 @dataclass(frozen=True)
@@ -267,68 +269,6 @@ def mappable_sets(source: str | LabelSet) -> list[str]:
     return [s] + [t for (a, t) in _MAPPINGS if a == s]
 
 
-# --- free-text answers ------------------------------------------------------------------------
-# Words and phrases VLMs answer with, → (label set, label). The parser maps them into the label
-# set asked for through the mappings above; an answer whose meaning the target set cannot
-# express (e.g. "Asian" when East and Southeast Asian are separate) stays invalid.
-ANSWER_SYNONYMS: Mapping[str, Mapping[str, tuple[str, str]]] = MappingProxyType({
-    "gender": {
-        **dict.fromkeys(("male", "man", "men", "boy", "gentleman", "guy", "masculine", "father", "husband"),
-                        ("gender", "male")),
-        **dict.fromkeys(("female", "woman", "women", "girl", "lady", "feminine", "mother", "wife"),
-                        ("gender", "female")),
-    },
-    "race": {
-        **dict.fromkeys(("white", "caucasian", "european", "european american"), ("race7", "white")),
-        **dict.fromkeys(("black", "african", "african american", "afro-american", "afro american"),
-                        ("race7", "black")),
-        **dict.fromkeys(("latino", "latina", "latinx", "hispanic", "latino hispanic", "latino/hispanic",
-                         "latino_hispanic", "latin american"), ("race7", "latino_hispanic")),
-        **dict.fromkeys(("east asian", "east_asian", "chinese", "japanese", "korean"), ("race7", "east_asian")),
-        **dict.fromkeys(("southeast asian", "south-east asian", "south east asian", "southeast_asian", "filipino",
-                         "vietnamese", "thai", "indonesian", "malaysian"), ("race7", "southeast_asian")),
-        # FairFace's "Indian" group is South Asian
-        **dict.fromkeys(("indian", "south asian", "pakistani", "bangladeshi", "sri lankan"), ("race7", "indian")),
-        **dict.fromkeys(("middle eastern", "middle-eastern", "middle_eastern", "arab", "arabic", "persian",
-                         "iranian", "turkish"), ("race7", "middle_eastern")),
-        "asian": ("race6", "asian"),
-        "others": ("race5_utk", "others"),
-    },
-    "emotion": {
-        **dict.fromkeys(("happy", "happiness", "joy", "joyful", "smiling", "smile", "cheerful", "glad", "delighted",
-                         "pleased", "laughing", "content"), ("fer7", "happy")),
-        **dict.fromkeys(("sad", "sadness", "unhappy", "sorrowful", "sorrow", "depressed", "crying", "gloomy",
-                         "melancholy", "upset", "down"), ("fer7", "sad")),
-        **dict.fromkeys(("angry", "anger", "furious", "mad", "irritated", "annoyed", "rage", "enraged"),
-                        ("fer7", "angry")),
-        **dict.fromkeys(("fear", "fearful", "scared", "afraid", "terrified", "frightened", "anxious"),
-                        ("fer7", "fear")),
-        **dict.fromkeys(("disgust", "disgusted", "revolted", "repulsed", "grossed out"), ("fer7", "disgust")),
-        **dict.fromkeys(("surprise", "surprised", "astonished", "shocked", "amazed", "startled"),
-                        ("fer7", "surprise")),
-        **dict.fromkeys(("neutral", "neutrality", "calm", "expressionless", "blank", "relaxed", "no emotion",
-                         "emotionless", "impassive"), ("fer7", "neutral")),
-        **dict.fromkeys(("contempt", "contemptuous", "disdain", "disdainful", "scornful", "scorn"),
-                        ("affectnet8", "contempt")),
-    },
-})
-
-#: Pronouns that settle a gender answer when no gender word is present ("She looks about 30").
-GENDER_PRONOUNS: Mapping[str, str] = MappingProxyType({"she": "female", "her": "female", "he": "male",
-                                                       "his": "male", "him": "male"})
-
-# Age words → (low, high) years, high None when open-ended.
-AGE_WORDS: Mapping[str, tuple[int, int | None]] = MappingProxyType({
-    "newborn": (0, 0), "infant": (0, 1), "baby": (0, 2), "toddler": (1, 2), "child": (3, 9), "kid": (3, 9),
-    "young child": (3, 9), "little girl": (3, 9), "little boy": (3, 9), "preteen": (10, 12),
-    "teenager": (13, 19), "teen": (13, 19), "teens": (13, 19), "teenage": (13, 19), "adolescent": (12, 18),
-})
-AGE_DECADES: Mapping[str, int] = MappingProxyType({
-    "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60, "seventies": 70, "eighties": 80,
-    "nineties": 90,
-})
-
-
 def age_interval_group(low: float, high: float | None, labels: str | LabelSet) -> str | None:
     """The group of ``labels`` holding every age in [low, high] (high None: open-ended); None if
     the interval spans several groups."""
@@ -340,78 +280,6 @@ def age_interval_group(low: float, high: float | None, labels: str | LabelSet) -
         groups.add(age_to_group(high, ls))
     return groups.pop() if len(groups) == 1 else None
 
+
 #: The emotion codes 0-6 of the original ``fer2013.csv`` (not the label set's order).
 FER2013_CSV_CODES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-# --- person descriptors and questions about one person ---------------------------------------
-#: Colour families a pixel is sorted into, tried in order: (name, hue range in degrees, saturation
-#: range, value range), HSV on 0-1 scales except hue. Hue ranges may wrap (start > end).
-COLOUR_RULES: tuple[tuple[str, tuple[float, float], tuple[float, float], tuple[float, float]], ...] = (
-    ("black", (0, 360), (0, 1), (0, 0.22)),
-    ("white", (0, 360), (0, 0.13), (0.8, 1)),
-    ("grey", (0, 360), (0, 0.13), (0, 1)),
-    ("navy", (150, 260), (0.13, 1), (0, 0.4)),
-    ("light blue", (150, 260), (0.13, 0.75), (0.45, 1)),
-    ("blue", (150, 260), (0.13, 1), (0, 1)),
-    ("purple", (260, 295), (0.13, 1), (0, 1)),
-    ("pink", (295, 345), (0.13, 1), (0.55, 1)),
-    ("red", (345, 15), (0.13, 1), (0, 1)),
-    ("brown", (15, 50), (0.13, 1), (0, 0.5)),
-    ("beige", (15, 50), (0.13, 0.45), (0.5, 1)),
-    ("orange", (15, 40), (0.45, 1), (0.5, 1)),
-    ("yellow", (40, 70), (0.13, 1), (0.5, 1)),
-    ("green", (70, 150), (0.13, 1), (0, 1)),
-    ("magenta", (295, 345), (0.13, 1), (0, 1)),
-    ("olive", (50, 70), (0.13, 1), (0, 1)),
-)
-COLOURS: tuple[str, ...] = tuple(dict.fromkeys(rule[0] for rule in COLOUR_RULES))
-
-#: Colour words in questions → the families they accept (longest phrases are matched first).
-COLOUR_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "light blue": ("light blue",), "sky blue": ("light blue",), "pale blue": ("light blue",),
-    "baby blue": ("light blue",), "turquoise": ("light blue", "blue"), "teal": ("light blue", "blue"),
-    "dark blue": ("navy", "blue"), "navy": ("navy",), "blue": ("light blue", "blue", "navy"),
-    "black": ("black",), "dark": ("black", "navy"), "white": ("white",), "grey": ("grey",), "gray": ("grey",),
-    "red": ("red",), "pink": ("pink", "magenta"), "purple": ("purple", "magenta"), "orange": ("orange",),
-    "yellow": ("yellow",), "green": ("green", "olive"), "brown": ("brown",), "beige": ("beige",),
-    "tan": ("beige", "brown"),
-})
-#: Pattern words in questions; an animal print also asks for its colours.
-PATTERN_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "leopard print": ("beige", "brown", "orange", "black"), "leopard": ("beige", "brown", "orange", "black"),
-    "animal print": ("beige", "brown", "orange", "black"), "patterned": (), "striped": (), "stripes": (),
-    "plaid": (), "checked": (), "floral": (), "print": (),
-})
-#: Garment words: they only mark the phrase as being about clothing.
-GARMENT_WORDS: tuple[str, ...] = (
-    "shirt", "t-shirt", "tshirt", "top", "hoodie", "sweater", "jumper", "jacket", "coat", "dress", "blouse",
-    "tank top", "vest", "clothes", "outfit", "suit", "hat", "scarf",
-)
-#: Hair colour names reported, and the words in questions that name them.
-HAIR_COLOURS: tuple[str, ...] = ("black", "brown", "blond", "red", "grey")
-HAIR_WORDS: Mapping[str, str] = MappingProxyType({
-    "blond": "blond", "blonde": "blond", "fair-haired": "blond", "fair hair": "blond", "brunette": "brown",
-    "brown-haired": "brown", "brown hair": "brown", "black-haired": "black", "black hair": "black",
-    "dark-haired": "black", "dark hair": "black", "red-haired": "red", "red hair": "red", "redhead": "red",
-    "ginger": "red", "auburn": "red", "grey-haired": "grey", "gray-haired": "grey", "grey hair": "grey",
-    "gray hair": "grey", "white-haired": "grey", "white hair": "grey",
-})
-#: Words naming who is meant, and the gender they imply (None: anyone).
-PERSON_WORDS: Mapping[str, str | None] = MappingProxyType({
-    "man": "male", "men": "male", "guy": "male", "boy": "male", "male": "male", "gentleman": "male",
-    "woman": "female", "women": "female", "girl": "female", "lady": "female", "female": "female",
-    "person": None, "one": None, "someone": None, "people": None, "face": None, "kid": None, "child": None,
-})
-#: Ordinal words ("the third from the left").
-ORDINALS: Mapping[str, int] = MappingProxyType({
-    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5,
-    "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
-})
-#: Emotion words in questions → the emotion labels (FER and AffectNet names) they accept.
-EMOTION_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "smiling": ("happy",), "smile": ("happy",), "happy": ("happy",), "laughing": ("happy",),
-    "sad": ("sad",), "crying": ("sad",), "angry": ("angry",), "frowning": ("angry", "sad", "disgust"),
-    "surprised": ("surprise",), "shocked": ("surprise",), "scared": ("fear",), "afraid": ("fear",),
-    "disgusted": ("disgust",), "neutral": ("neutral",), "serious": ("neutral",), "calm": ("neutral",),
-})

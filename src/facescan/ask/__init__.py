@@ -1,54 +1,64 @@
 """``facescan ask``: questions about one person in a group photo (FaceScanGPT's task).
 
-:func:`ask_photo` analyzes the photo (attributes and person descriptors) and resolves the
-question from the descriptors, or lets a VLM choose among numbered boxes.
+The one ask flow, shared by the CLI, the Python API and ``POST /v1/ask``: :func:`parse_question`
+reads the question, :func:`attributes_for` says what the analysis must predict, the photo is
+analyzed once with person descriptors, and :func:`answer_question` resolves the reference from the
+descriptors or lets a VLM choose among numbered boxes drawn on the same decoded photo.
 """
 
 from __future__ import annotations
 
-from facescan.ask.resolve import (
-    Answer,
-    Question,
-    numbered_boxes,
-    parse_question,
-    resolve,
-    resolve_with_vlm,
-    summarize,
-)
+from facescan import taxonomy
+from facescan.ask.answer import Answer, Candidate
+from facescan.ask.question import Question, Reference, parse_question
+from facescan.ask.resolve import resolve
+from facescan.ask.vlm_chooser import resolve_with_vlm
 
-__all__ = ["Answer", "Question", "ask_photo", "numbered_boxes", "parse_question", "resolve", "resolve_with_vlm",
-           "summarize"]
+__all__ = ["Answer", "Candidate", "Question", "Reference", "answer_question", "ask_photo", "attributes_for",
+           "check_chooser", "parse_question", "resolve", "resolve_with_vlm"]
 
 CHOOSERS = ("descriptors", "vlm")
 
 
-def ask_photo(image, question: str, analyzer=None, chooser: str = "descriptors", vlm=None):
-    """Answer ``question`` about one person in ``image`` (path, bytes or array).
-
-    Returns ``(Answer, ImageResult)``. ``analyzer`` must describe people (``Analyzer(describe=True)``);
-    ``chooser="vlm"`` needs ``vlm``, a backend with ``ask_image`` (the analyzer's own backend by default).
-    """
-    from facescan.imageio import load_image
-    from facescan.pipeline import Analyzer
-
+def check_chooser(chooser: str) -> None:
+    """Raise ValueError unless ``chooser`` is one of :data:`CHOOSERS`."""
     if chooser not in CHOOSERS:
         raise ValueError(f"chooser must be one of {', '.join(CHOOSERS)}, not {chooser!r}")
-    if not question or not question.strip():
-        raise ValueError("the question is empty")
-    q = parse_question(question)
-    if analyzer is None:
-        wanted = ["age", "gender", "emotion"] + (["race"] if "race" in q.asks else [])
-        analyzer = Analyzer(describe=True, attributes=wanted)
-    result = analyzer.analyze(image)
+
+
+def attributes_for(question: Question) -> tuple[str, ...]:
+    """What to predict for a question: the default attributes, and race only when it is asked for."""
+    return (*taxonomy.DEFAULT_ATTRIBUTES, *(["race"] if "race" in question.asks else []))
+
+
+def answer_question(question: Question, analyzed, chooser: str = "descriptors", vlm=None) -> Answer:
+    """Resolve ``question`` on an analyzed photo (a :class:`facescan.pipeline.Analyzed`; its result
+    must carry person descriptors, and for ``chooser="vlm"`` its decoded image). ``vlm`` is a
+    backend with ``ask_image``."""
+    check_chooser(chooser)
+    result = analyzed.result
     if not result.ok:
         raise ValueError(result.error)
+    if chooser == "vlm" and not hasattr(vlm, "ask_image"):
+        raise ValueError(f"backend {getattr(vlm, 'name', vlm)} cannot look at numbered boxes; "
+                         "use a VLM backend (hf, openai, gemini)")
     if not result.faces:
-        return Answer(question=question, status="no match", reasons=["no face was found in the photo"]), result
+        return Answer(question=question.text, status="no match", reasons=["no face was found in the photo"])
     if chooser == "vlm":
-        backend = vlm or analyzer.backend
-        if not hasattr(backend, "ask_image"):
-            raise ValueError(f"backend {getattr(backend, 'name', backend)} cannot look at numbered boxes; "
-                             "use a VLM backend (hf, openai, gemini)")
-        pixels = load_image(image, max_side=None).pixels  # boxes are in original pixels
-        return resolve_with_vlm(backend, pixels, q, result.faces), result
-    return resolve(q, result.faces), result
+        return resolve_with_vlm(vlm, analyzed.image.original, question, result.faces)
+    return resolve(question, result.faces)
+
+
+def ask_photo(image, question: str, analyzer=None, chooser: str = "descriptors", vlm=None):
+    """Answer ``question`` about one person in ``image`` (path, bytes or array); returns ``(Answer, ImageResult)``.
+
+    ``analyzer`` must describe people (``Analyzer(describe=True)``); by default one is built for the
+    question. ``chooser="vlm"`` lets ``vlm`` (default: the analyzer's backend) pick a numbered box.
+    """
+    from facescan.pipeline import Analyzer
+
+    check_chooser(chooser)
+    q = parse_question(question)
+    analyzer = analyzer or Analyzer(describe=True, attributes=attributes_for(q))
+    analyzed = analyzer.analyze_one(image, keep_image=chooser == "vlm")
+    return answer_question(q, analyzed, chooser, vlm or analyzer.backend), analyzed.result

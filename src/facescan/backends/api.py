@@ -33,6 +33,7 @@ import numpy as np
 from facescan import prompts
 from facescan.backends.base import FaceInput
 from facescan.backends.parsing import parse_answer, parse_json_answer
+from facescan.registry import typed_options
 from facescan.schema import AttributePrediction
 
 
@@ -86,21 +87,16 @@ class APIOptions:
     logprobs: str = "on"
 
     @classmethod
-    def parse(cls, options: str, kind: str) -> APIOptions:
-        target, _, query = options.partition("?")
+    def build(cls, target: str, kind: str, **options) -> APIOptions:
+        """``<model>`` or ``<base url>#<model>`` plus ``key=value`` options, with clear errors."""
         base_url, sep, model = target.rpartition("#")
         if not sep:
             base_url, model = None, target
         if not model:
             raise ValueError(f"{kind} backend needs a model: {kind}:<model> or {kind}:<base url>#<model>")
-        kwargs: dict = {}
-        for item in filter(None, query.split("&")):
-            key, _, value = item.partition("=")
-            if key not in cls.__dataclass_fields__ or key in ("model", "base_url"):
-                raise ValueError(f"unknown {kind} backend option {key!r}")
-            field_type = {"concurrency": int, "timeout": float, "retries": int}.get(key, str)
-            kwargs[key] = field_type(value)
-        return cls(model=model, base_url=base_url or None, **kwargs)
+        if {"model", "base_url"} & set(options):
+            raise ValueError(f"{kind} backend: give the model and base url as {kind}:<base url>#<model>")
+        return cls(model=model, base_url=base_url or None, **typed_options(cls, options, f"{kind} backend"))
 
 
 def jpeg_bytes(chip: np.ndarray) -> bytes:
@@ -123,6 +119,11 @@ class APIBackend:
         self.cache = ResponseCache(default_cache_dir() if options.cache == "on" else None)
         self.model_id = options.model if not options.base_url else f"{options.base_url}#{options.model}"
         self.calls = 0  # network requests made (cache hits excluded)
+
+    @classmethod
+    def from_spec(cls, target: str, **options) -> APIBackend:
+        """The registry's factory: ``<kind>:<model>`` or ``<kind>:<base url>#<model>``, ``?key=value&…``."""
+        return cls(APIOptions.build(target, cls.name, **options))
 
     def api_key(self, required: bool) -> str | None:
         for var in self.key_variables:
@@ -259,8 +260,8 @@ class OpenAIBackend(APIBackend):
     name = "openai"
     key_variables = ("OPENAI_API_KEY",)
 
-    def __init__(self, options: str):
-        super().__init__(APIOptions.parse(options, "openai"))
+    def __init__(self, options: APIOptions):
+        super().__init__(options)
         import openai
 
         o = self.options
@@ -297,8 +298,8 @@ class GeminiBackend(APIBackend):
     name = "gemini"
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-    def __init__(self, options: str):
-        super().__init__(APIOptions.parse(options, "gemini"))
+    def __init__(self, options: APIOptions):
+        super().__init__(options)
         from google import genai
         from google.genai import types
 

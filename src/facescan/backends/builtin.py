@@ -59,6 +59,12 @@ class BuiltinBackend:
             spec = ModelSpec(**json.loads(meta["facescan_spec"]))
             self._models.append(_Model(spec, session, f"{spec.name}@{meta.get('facescan_version', 'dev')}"))
 
+    @classmethod
+    def from_spec(cls, folder: str = "", batch_size: str | int = 64,
+                  threads: str | int | None = None) -> BuiltinBackend:
+        """The registry's factory: ``builtin[:<folder of ONNX models>][?batch_size=N&threads=N]``."""
+        return cls(folder or None, int(batch_size), int(threads) if threads else None)
+
     def supported_attributes(self) -> tuple[str, ...]:
         return tuple(a for m in self._models for a in m.spec.outputs)
 

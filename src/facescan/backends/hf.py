@@ -23,6 +23,7 @@ import numpy as np
 from facescan import prompts
 from facescan.backends.base import FaceInput
 from facescan.backends.parsing import parse_answer, parse_json_answer
+from facescan.registry import parse_query, typed_options
 from facescan.schema import AttributePrediction
 
 FOLDER_PRESET = "facescan_preset.toml"  # written by `facescan finetune` next to the weights it exports
@@ -48,28 +49,26 @@ class HFOptions:
     batch_size: int = 8
     chip_size: int = 224  # faces are resized to this square, so every face yields as many image tokens
 
-    @classmethod
-    def parse(cls, options: str) -> HFOptions:
-        """``model?key=value&…`` → options, with a clear error for unknown keys and values."""
-        model, _, query = options.partition("?")
-        if not model:
+    def __post_init__(self):
+        if not self.model:
             raise ValueError("hf backend needs a model: hf:<hub id or local folder>")
-        kwargs: dict = {}
-        for item in filter(None, query.split("&")):
-            key, _, value = item.partition("=")
-            if key not in cls.__dataclass_fields__ or key == "model":
-                raise ValueError(f"unknown hf backend option {key!r}; known: "
-                                 f"{', '.join(k for k in cls.__dataclass_fields__ if k != 'model')}")
-            ints = ("bits", "max_new_tokens", "min_new_tokens", "batch_size", "chip_size")
-            kwargs[key] = int(value) if key in ints else value
-        opts = cls(model=model, **kwargs)
-        if opts.mode not in ("scoring", "generation"):
-            raise ValueError(f"hf backend mode must be scoring or generation, not {opts.mode!r}")
-        if opts.dtype and opts.dtype not in DTYPES:
-            raise ValueError(f"hf backend dtype must be one of {', '.join(DTYPES)}, not {opts.dtype!r}")
-        if opts.bits not in (None, 4, 8):
-            raise ValueError(f"hf backend bits must be 4 or 8, not {opts.bits}")
-        return opts
+        if self.mode not in ("scoring", "generation"):
+            raise ValueError(f"hf backend mode must be scoring or generation, not {self.mode!r}")
+        if self.dtype and self.dtype not in DTYPES:
+            raise ValueError(f"hf backend dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.bits not in (None, 4, 8):
+            raise ValueError(f"hf backend bits must be 4 or 8, not {self.bits}")
+
+    @classmethod
+    def build(cls, model: str, **options) -> HFOptions:
+        """Options from a model and ``key=value`` strings (or typed values), with clear errors."""
+        return cls(model=model, **typed_options(cls, options, "hf backend"))
+
+    @classmethod
+    def parse(cls, text: str) -> HFOptions:
+        """``model?key=value&…`` → options."""
+        model, _, query = text.partition("?")
+        return cls.build(model, **parse_query(query, text))
 
 
 def _pick_device(requested: str | None) -> str:
@@ -151,6 +150,7 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, options: HFOptions | str, model=None, processor=None):
+        """``options`` as :class:`HFOptions` or ``model?key=value&…``; ``model``/``processor`` reuse loaded ones."""
         import torch
 
         self.options = HFOptions.parse(options) if isinstance(options, str) else options
@@ -171,6 +171,11 @@ class HFBackend:
         self.model_id = (self.base + (f"@{o.revision}" if o.revision else "")
                          + (f"+adapter:{self.adapter}" if self.adapter else ""))
         self._torch = torch
+
+    @classmethod
+    def from_spec(cls, model: str, **options) -> HFBackend:
+        """The registry's factory: ``hf:<model>?key=value&…``."""
+        return cls(HFOptions.build(model, **options))
 
     def _load_model(self):
         import torch
@@ -345,36 +350,40 @@ class FaceScanPaliGemmaBackend:
     name = "facescan-paligemma"
     PRESET = "facescan-paligemma"
 
-    def __init__(self, options: str = ""):
+    def __init__(self, models: dict[str, str] | None = None, processor: str | None = None, **shared):
+        """``models``: attribute → hub id or folder (default: the preset's); ``shared``: HFOptions for all four."""
         self.preset = prompts.load_preset(self.PRESET)
-        query = options.lstrip("?")
         self.models = {a: m for a, m in self.preset.models.items() if a != "processor"}
-        self.processor_source = self.preset.models.get("processor")
-        shared = []
-        for item in filter(None, query.split("&")):
-            key, _, value = item.partition("=")
-            if key in self.models:
-                self.models[key] = value
-            elif key == "processor":
-                self.processor_source = value
-            elif key in ("mode", "device", "dtype", "bits", "revision", "max_new_tokens"):
-                shared.append(f"{key}={value}")
-            else:
-                raise ValueError(f"unknown facescan-paligemma option {key!r}")
-        self.shared = "&".join(shared)
+        unknown = set(models or {}) - set(self.models)
+        if unknown:
+            raise ValueError(f"facescan-paligemma has no model for {', '.join(sorted(unknown))}")
+        self.models.update(models or {})
+        self.processor_source = processor or self.preset.models.get("processor")
+        allowed = ("mode", "device", "dtype", "bits", "revision", "max_new_tokens")
+        bad = [k for k in shared if k not in allowed]
+        if bad:
+            raise ValueError(f"unknown facescan-paligemma option {bad[0]!r}; known: "
+                             f"{', '.join([*self.models, 'processor', *allowed])}")
+        self.shared = shared
         self._backends: dict[str, HFBackend] = {}
+
+    @classmethod
+    def from_spec(cls, target: str = "", **options) -> FaceScanPaliGemmaBackend:
+        """The registry's factory: ``facescan-paligemma?age=ID&…&mode=…``."""
+        preset = prompts.load_preset(cls.PRESET)
+        models = {a: options.pop(a) for a in list(options) if a in preset.models and a != "processor"}
+        return cls(models, options.pop("processor", None), **options)
 
     def supported_attributes(self) -> tuple[str, ...]:
         return tuple(self.models)
 
     def backend_for(self, attribute: str) -> HFBackend:
         if attribute not in self._backends:
-            spec = f"{self.models[attribute]}?preset={self.PRESET}"
             folder = Path(self.models[attribute])
             has_processor = any((folder / f).exists() for f in ("processor_config.json", "preprocessor_config.json"))
-            if self.processor_source and not has_processor:
-                spec += f"&processor={self.processor_source}"
-            self._backends[attribute] = HFBackend(spec + (f"&{self.shared}" if self.shared else ""))
+            processor = self.processor_source if self.processor_source and not has_processor else None
+            options = HFOptions.build(self.models[attribute], preset=self.PRESET, processor=processor, **self.shared)
+            self._backends[attribute] = HFBackend(options)
         return self._backends[attribute]
 
     def predict(self, faces: Sequence[FaceInput], attributes: Sequence[str]) -> list[dict[str, AttributePrediction]]:

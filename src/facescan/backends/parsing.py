@@ -1,7 +1,7 @@
 """Free-text VLM answers → taxonomy labels, or None when the answer does not say.
 
 The rule is never to guess: an answer maps to a label only when it names exactly one label
-of the target set (directly, by a synonym from :data:`taxonomy.ANSWER_SYNONYMS`, or for ages
+of the target set (directly, by a synonym from :data:`vocabulary.ANSWER_SYNONYMS`, or for ages
 by an age, range or life-stage word that falls in one group). No match, conflicting matches
 or a meaning the target set cannot express give None, which backends record as invalid.
 """
@@ -12,6 +12,7 @@ import json
 import re
 
 from facescan import taxonomy
+from facescan.backends import vocabulary
 
 _NEGATION = re.compile(r"\b(not|no|isn't|isnt|doesn't|without|never|nor)\s+(\w+\s+)?$")
 _NUMBER = r"(\d{1,3}(?:\.\d+)?)"
@@ -19,18 +20,15 @@ _NUMBER = r"(\d{1,3}(?:\.\d+)?)"
 
 def parse_json_answer(text: str) -> dict | None:
     """The first JSON object in ``text`` (fenced code blocks allowed), or None."""
+    decoder = json.JSONDecoder()
     start = text.find("{")
     while start != -1:
-        depth = 0
-        for end in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[end], 0)
-            if depth == 0:
-                try:
-                    value = json.loads(text[start : end + 1])
-                except json.JSONDecodeError:
-                    break
-                return value if isinstance(value, dict) else None
-        start = text.find("{", start + 1)
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        return value if isinstance(value, dict) else None
     return None
 
 
@@ -91,14 +89,14 @@ def _matches(clean: str, phrases) -> list[tuple[int, int, str]]:
 
 
 def _parse_words(clean: str, ls: taxonomy.LabelSet) -> str | None:
-    synonyms = dict(taxonomy.ANSWER_SYNONYMS.get(ls.attribute, {}))
+    synonyms = dict(vocabulary.ANSWER_SYNONYMS.get(ls.attribute, {}))
     for label in ls.labels:  # the target set's own labels, spelled out
         synonyms.setdefault(ls.pretty(label).lower(), (ls.name, label))
         synonyms.setdefault(label, (ls.name, label))
     found = _matches(clean, synonyms)
     if not found and ls.attribute == "gender":
-        found = _matches(clean, taxonomy.GENDER_PRONOUNS)
-        labels = {taxonomy.GENDER_PRONOUNS[p] for _, _, p in found}
+        found = _matches(clean, vocabulary.GENDER_PRONOUNS)
+        labels = {vocabulary.GENDER_PRONOUNS[p] for _, _, p in found}
         return labels.pop() if len(labels) == 1 else None
     labels = set()
     for _, _, phrase in found:
@@ -130,8 +128,8 @@ def _age_intervals(clean: str) -> list[tuple[float | None, float | None]]:
          lambda *g: (float(next(x for x in g if x)), None)),
         (rf"(?:under|below|younger than|less than)\s+{_NUMBER}", lambda a: (0.0, max(0.0, float(a) - 1))),
         (r"(early|mid|mid-|late)?\s*-?\s*(\d)0'?s\b", _decade),
-        (r"(early|mid|mid-|late)?\s*-?\s*(" + "|".join(taxonomy.AGE_DECADES) + r")\b",
-         lambda q, w: _decade(q, str(taxonomy.AGE_DECADES[w] // 10))),
+        (r"(early|mid|mid-|late)?\s*-?\s*(" + "|".join(vocabulary.AGE_DECADES) + r")\b",
+         lambda q, w: _decade(q, str(vocabulary.AGE_DECADES[w] // 10))),
         (rf"{_NUMBER}\s*(?:years?|yrs?|y/?o|year-old|-year-old)|(?:age|aged|about|around|approximately|roughly|"
          rf"maybe|probably|estimated age)\s*(?:is|of|:)?\s*{_NUMBER}",
          lambda a, b: (float(a or b), float(a or b))),
@@ -140,8 +138,8 @@ def _age_intervals(clean: str) -> list[tuple[float | None, float | None]]:
         for m in re.finditer(pattern, rest):
             out.append(to_interval(*m.groups()))
         rest = re.sub(pattern, " ", rest)
-    words = _matches(rest, taxonomy.AGE_WORDS)
-    out += [taxonomy.AGE_WORDS[p] for _, _, p in words]
+    words = _matches(rest, vocabulary.AGE_WORDS)
+    out += [vocabulary.AGE_WORDS[p] for _, _, p in words]
     if not out:
         bare = re.fullmatch(_NUMBER, rest.strip())
         if bare:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from facescan import taxonomy
+from facescan.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -43,25 +42,17 @@ class Sample:
         return self.path
 
 
-def _reader(module: str, function: str, **kwargs) -> Callable[[Path, str], list[Sample]]:
-    """A reader that imports its adapter module only when a dataset of that kind is opened."""
-
-    def read(root: Path, split: str) -> list[Sample]:
-        return getattr(importlib.import_module(module), function)(root, split, **kwargs)
-
-    return read
-
-
-DATASET_KINDS: dict[str, Callable[[Path, str], list[Sample]]] = {
-    "fairface": _reader("facescan.datasets.fairface", "read_fairface"),
-    "fer2013": _reader("facescan.datasets.fer2013", "read_fer2013"),
-    "utkface": _reader("facescan.datasets.utkface", "read_utkface"),
-    "affectnet": _reader("facescan.datasets.affectnet", "read_affectnet", with_contempt=True),
-    "affectnet7": _reader("facescan.datasets.affectnet", "read_affectnet", with_contempt=False),
-    "rafdb": _reader("facescan.datasets.rafdb", "read_rafdb"),
-    "csv": _reader("facescan.datasets.generic", "read_csv"),
-    "imagefolder": _reader("facescan.datasets.generic", "read_imagefolder"),
-}
+DATASET_KINDS = Registry("dataset")
+DATASET_KINDS.register("fairface", "facescan.datasets.fairface:read_fairface", "FairFace CSV + crops")
+DATASET_KINDS.register("fer2013", "facescan.datasets.fer2013:read_fer2013", "FER2013 folders or fer2013.csv")
+DATASET_KINDS.register("utkface", "facescan.datasets.utkface:read_utkface", "UTKFace crops, labels in file names")
+DATASET_KINDS.register("affectnet", "facescan.datasets.affectnet:read_affectnet", "AffectNet, 8 expressions",
+                       with_contempt=True)
+DATASET_KINDS.register("affectnet7", "facescan.datasets.affectnet:read_affectnet", "AffectNet without contempt",
+                       with_contempt=False)
+DATASET_KINDS.register("rafdb", "facescan.datasets.rafdb:read_rafdb", "RAF-DB basic, official layout")
+DATASET_KINDS.register("csv", "facescan.datasets.generic:read_csv", "a CSV of paths and labels")
+DATASET_KINDS.register("imagefolder", "facescan.datasets.generic:read_imagefolder", "one folder per label")
 
 
 def open_dataset(spec: str, split: str, limit: int | None = None, seed: int = 0,
@@ -77,7 +68,7 @@ def open_dataset(spec: str, split: str, limit: int | None = None, seed: int = 0,
     root = Path(path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
-    samples = DATASET_KINDS[kind](root, split)
+    samples = DATASET_KINDS.factory(kind)(root, split, **DATASET_KINDS[kind].fixed)
     if limit is not None and limit < len(samples):
         samples = subsample(samples, limit, seed, stratify)
     return samples

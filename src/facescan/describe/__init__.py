@@ -1,1 +1,1 @@
-"""Descriptions of a face beyond its attributes: action units (face-mesh geometry) and explanations."""
+"""Person descriptors beyond the face: clothing colours and pattern, hair, eyewear, beard, head pose, posture."""

@@ -5,7 +5,7 @@ Each person is found from their face box: the pose model runs on a window around
 the other faces painted out (so it locks on to this person), and its landmarks are kept only when
 its nose falls inside this face's box. The torso region comes from the shoulders and hips, or from
 the face box when no pose fits. Colours are counted per pixel in HSV families
-(:data:`taxonomy.COLOUR_RULES`), leaving out the person's own skin and hair colour. These are
+(:data:`colours.COLOUR_RULES`), leaving out the person's own skin and hair colour. These are
 appearance cues for telling people in a photo apart, not a segmentation.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facescan import taxonomy
+from facescan.describe import colours
 
 # Pose landmark indices (MediaPipe BlazePose).
 NOSE, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 0, 11, 12, 13, 14, 15, 16
@@ -24,13 +24,13 @@ L_HIP, R_HIP, L_KNEE, R_KNEE = 23, 24, 25, 26
 
 
 def colour_families(rgb: np.ndarray) -> np.ndarray:
-    """The :data:`taxonomy.COLOUR_RULES` family index of each pixel of an N×3 RGB array."""
+    """The :data:`colours.COLOUR_RULES` family index of each pixel of an N×3 RGB array."""
     import cv2
 
     hsv = cv2.cvtColor(np.asarray(rgb, np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2HSV_FULL).reshape(-1, 3)
     h, s, v = hsv[:, 0] * (360 / 256), hsv[:, 1] / 255, hsv[:, 2] / 255
     out = np.full(len(hsv), -1)
-    for k, (_, (h0, h1), (s0, s1), (v0, v1)) in enumerate(taxonomy.COLOUR_RULES):
+    for k, (_, (h0, h1), (s0, s1), (v0, v1)) in enumerate(colours.COLOUR_RULES):
         hue = (h >= h0) & (h < h1) if h0 <= h1 else (h >= h0) | (h < h1)
         hit = (out < 0) & hue & (s >= s0) & (s <= s1) & (v >= v0) & (v <= v1)
         out[hit] = k
@@ -42,7 +42,7 @@ def colour_shares(rgb: np.ndarray) -> dict[str, float]:
     if len(rgb) == 0:
         return {}
     fam = colour_families(rgb)
-    names = [rule[0] for rule in taxonomy.COLOUR_RULES]
+    names = [rule[0] for rule in colours.COLOUR_RULES]
     counts: dict[str, float] = {}
     for k, n in zip(*np.unique(fam[fam >= 0], return_counts=True)):
         counts[names[k]] = counts.get(names[k], 0.0) + n / len(fam)
@@ -269,7 +269,7 @@ def _hair_length(rgb, x, y, w, h, hair_lab, skin_lab, torso_pixels, others) -> s
         if by < y1 and by + bh > y0 and any(bx < b1 and bx + bw > b0 for b0, b1 in bands):
             return None
     clothes = np.median(_lab(torso_pixels), 0) if len(torso_pixels) else None
-    background = [i for i, (name, *_) in enumerate(taxonomy.COLOUR_RULES)
+    background = [i for i, (name, *_) in enumerate(colours.COLOUR_RULES)
                   if name in ("light blue", "blue", "white", "grey")]
     shares = []
     for b0, b1 in bands:

@@ -1,5 +1,5 @@
 """Face detectors, chosen by a spec string: ``mediapipe`` (default), ``mediapipe:short``, ``haar``."""
 
-from facescan.detect.base import DETECTORS, Detection, Detector, create_detector, register_detector
+from facescan.detect.base import DETECTORS, Detection, Detector, create_detector
 
-__all__ = ["Detection", "Detector", "create_detector", "register_detector", "DETECTORS"]
+__all__ = ["Detection", "Detector", "create_detector", "DETECTORS"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from facescan.registry import Registry
 
 
 @dataclass
@@ -30,33 +31,12 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]: ...
 
 
-DETECTORS: dict[str, Callable[[str], Detector]] = {}
-
-
-def register_detector(kind: str, factory: Callable[[str], Detector]) -> None:
-    """Make ``kind[:options]`` specs create detectors with ``factory(options)``."""
-    DETECTORS[kind] = factory
+DETECTORS = Registry("detector")
+DETECTORS.register("mediapipe", "facescan.detect.mediapipe:MediaPipeDetector.from_spec",
+                   "MediaPipe BlazeFace short- and full-range (mediapipe:short, mediapipe:full; default both)")
+DETECTORS.register("haar", "facescan.detect.haar:HaarDetector.from_spec", "OpenCV's frontal-face Haar cascade")
 
 
 def create_detector(spec: str = "mediapipe") -> Detector:
     """Build a detector from a spec string such as ``mediapipe``, ``mediapipe:short`` or ``haar``."""
-    kind, _, options = spec.partition(":")
-    if kind not in DETECTORS:
-        raise ValueError(f"unknown detector {spec!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[kind](options)
-
-
-def _mediapipe(options: str) -> Detector:
-    from facescan.detect.mediapipe import MediaPipeDetector
-
-    return MediaPipeDetector(options or "auto")
-
-
-def _haar(options: str) -> Detector:
-    from facescan.detect.haar import HaarDetector
-
-    return HaarDetector()
-
-
-register_detector("mediapipe", _mediapipe)
-register_detector("haar", _haar)
+    return DETECTORS.create(spec)

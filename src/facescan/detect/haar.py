@@ -13,6 +13,13 @@ class HaarDetector:
 
     name = "haar"
 
+    @classmethod
+    def from_spec(cls, target: str = "", min_size: str | int = 24) -> HaarDetector:
+        """The registry's factory: ``haar[?min_size=24]``."""
+        if target:
+            raise ValueError(f"the haar detector has no variants (got haar:{target})")
+        return cls(int(min_size))
+
     def __init__(self, min_size: int = 24):
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)

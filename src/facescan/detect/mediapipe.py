@@ -47,6 +47,11 @@ class MediaPipeDetector:
     the last resort for a face too small for either.
     """
 
+    @classmethod
+    def from_spec(cls, range: str = "", min_score: str | float = 0.5) -> MediaPipeDetector:
+        """The registry's factory: ``mediapipe[:auto|short|full][?min_score=0.5]``."""
+        return cls(range or "auto", float(min_score))
+
     def __init__(self, range: str = "auto", min_score: float = 0.5):
         if range not in ("auto", "short", "full"):
             raise ValueError(f"mediapipe detector range must be auto, short or full, not {range!r}")

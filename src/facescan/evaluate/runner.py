@@ -24,6 +24,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
     ``metrics.json`` and the report. Running again on the same folder resumes: items already
     predicted are not recomputed.
     """
+    from facescan.backends.base import load_backend
     from facescan.datasets import open_dataset
     from facescan.pipeline import Analyzer
 
@@ -31,14 +32,14 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
     if not samples:
         raise ValueError(f"{dataset} ({split}) has no items")
     labelled = [a for a in taxonomy.ATTRIBUTES if any(a in s.labels for s in samples)]
-    analyzer = Analyzer(backend=backend, attributes=attributes or None, crops=True)
-    wanted = list(attributes) if attributes else [a for a in labelled if a in analyzer.backend.supported_attributes()]
+    model = load_backend(backend)
+    wanted = list(attributes) if attributes else [a for a in labelled if a in model.supported_attributes()]
     missing = [a for a in wanted if a not in labelled]
     if missing:
         raise ValueError(f"{dataset} has no {', '.join(missing)} labels")
     if not wanted:
         raise ValueError(f"backend {backend} predicts none of the attributes {dataset} is labelled with")
-    analyzer.attributes = tuple(wanted)
+    analyzer = Analyzer(backend=model, attributes=wanted, crops=True)
 
     store = RunStore(Path(out) / "predictions.sqlite")
     identity = {"dataset": dataset, "split": split, "backend": backend, "attributes": wanted, "limit": limit,

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from facescan import taxonomy
-from facescan.describe.explain import chain_of_thought
+from facescan.explain import chain_of_thought
 
 RECORD_FIELDS = ("id", "image", "question", "answer", "attribute", "label", "label_set", "kind")
 
@@ -65,7 +65,7 @@ def build_records(dataset: str, split: str, out: Path, attributes: list[str] | N
     (out / "images").mkdir(parents=True, exist_ok=True)
     mesh = None
     if cot:
-        from facescan.describe.aus import FaceMesh
+        from facescan.explain.aus import FaceMesh
 
         mesh = FaceMesh()
     n_phrasings = {a: len(v) for a, v in phrasings().items() if isinstance(v, list)}
@@ -93,7 +93,7 @@ def build_records(dataset: str, split: str, out: Path, attributes: list[str] | N
                                             answer_text(s.labels[attr], set_name), attr, s.labels[attr], set_name)
                     f.write(json.dumps(asdict(rec)) + "\n")
                 if cot and attr == "emotion":
-                    from facescan.describe.aus import intensities
+                    from facescan.explain.aus import intensities
                     from facescan.imageio import load_image
 
                     points = mesh.landmarks(load_image(image).pixels)

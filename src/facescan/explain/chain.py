@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from facescan import prompts, taxonomy
 from facescan.backends.parsing import parse_answer
-from facescan.describe.aus import AUReading, FaceMesh, intensities
+from facescan.explain.aus import AUReading, FaceMesh, intensities
 from facescan.schema import AttributePrediction
 
 

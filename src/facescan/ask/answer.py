@@ -1,0 +1,81 @@
+"""What an answer about one person holds, and how faces are summarized in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from facescan import taxonomy
+from facescan.schema import Face
+
+
+@dataclass
+class Candidate:
+    index: int
+    summary: str
+
+
+@dataclass
+class Answer:
+    """The outcome of a question: ``status`` is ``answered``, ``ambiguous`` or ``no match``."""
+
+    question: str
+    status: str
+    face: int | None = None
+    box: dict | None = None
+    answer: dict = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    method: str = "descriptors"
+
+    def as_dict(self) -> dict:
+        return {"question": self.question, "status": self.status, "face": self.face, "box": self.box,
+                "answer": self.answer, "reasons": self.reasons, "method": self.method,
+                "candidates": [{"face": c.index, "summary": c.summary} for c in self.candidates]}
+
+
+def label_of(face: Face, attr: str) -> str | None:
+    """The face's valid label for ``attr``, or None."""
+    pred = face.attributes.get(attr)
+    return pred.label if pred is not None and pred.valid else None
+
+
+def summarize(face: Face) -> str:
+    """One line about a face: position, attributes and descriptors."""
+    parts = [f"#{face.index} at x={face.box.x + face.box.width / 2:.0f}, y={face.box.y + face.box.height / 2:.0f}"]
+    for attr in ("gender", "age", "emotion", "race"):
+        pred = face.attributes.get(attr)
+        if pred is not None and pred.valid:
+            parts.append(f"{attr} {taxonomy.label_set(pred.label_set).pretty(pred.label)}")
+    d = face.description or {}
+    if d.get("clothing_colours"):
+        parts.append("wearing " + "/".join(d["clothing_colours"]))
+    if d.get("hair_colour"):
+        parts.append(f"{d.get('hair_length') or ''} {d['hair_colour']} hair".strip())
+    if d.get("eyewear") == "sunglasses":
+        parts.append("sunglasses")
+    return ", ".join(parts)
+
+
+def answer_fields(face: Face, asks: list[str]) -> dict:
+    """The asked attributes of a face (all of them when the question asks nothing specific)."""
+    d = face.description or {}
+    out: dict = {}
+    wanted = asks or ["age", "gender", "emotion", "race", "clothing", "hair", "eyewear", "posture"]
+    for attr in ("age", "gender", "emotion", "race"):
+        if attr in wanted and attr in face.attributes:
+            pred = face.attributes[attr]
+            out[attr] = {"label": pred.label, "score": round(pred.score, 3) if pred.score is not None else None,
+                         "valid": pred.valid}
+    if "clothing" in wanted and d:
+        out["clothing_colours"] = d.get("clothing_colours")
+    if "hair" in wanted and d:
+        out["hair"] = {"colour": d.get("hair_colour"), "length": d.get("hair_length")}
+    if "eyewear" in wanted and d:
+        out["eyewear"] = d.get("eyewear")
+    if "posture" in wanted and d:
+        out["posture"] = d.get("posture")
+    if face.explanation and "emotion" in wanted:
+        out["explanation"] = face.explanation
+    return out
+
+
