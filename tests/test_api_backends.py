@@ -239,3 +239,27 @@ def test_openai_backend_chooses_a_numbered_box(server):
     answer = resolve_with_vlm(backend, np.full((100, 200, 3), 128, np.uint8), "the person in the middle", faces)
     assert answer.status == "answered" and answer.face == 1
     assert "Which numbered box shows the person in the middle" in json.dumps(server.requests[-1]["body"])
+
+
+def test_explain_on_a_vlm_makes_one_emotion_call_per_face(server):
+    """With --explain, the VLM's chain of thought gives the emotion: emotion is not asked a second time."""
+    import json
+
+    from facescan.pipeline import Analyzer
+
+    server.answers["answer"] = json.dumps({"answer": "Key observations: AU12.\nFinal answer: Happy"})
+    chips = [np.random.default_rng(k).integers(0, 255, (96, 96, 3), dtype=np.uint8) for k in range(3)]
+    only_emotion = Analyzer(backend=f"openai:{server.url}/v1#m?retries=0&cache=off", attributes="emotion",
+                            crops=True, explain=True)
+    faces = [r.faces[0] for r in only_emotion.analyze_many(chips)]
+    assert len(server.requests) == 3  # one model call per face, not two
+    assert all(f.attributes["emotion"].label == "happy" for f in faces)
+
+    server.requests.clear()
+    both = Analyzer(backend=f"openai:{server.url}/v1#m?retries=0&cache=off&preset=json", attributes="age,emotion",
+                    crops=True, explain=True)
+    faces = [r.faces[0] for r in both.analyze_many(chips)]
+    assert len(server.requests) == 6  # per face: one JSON answer for age, one explanation
+    schemas = [r["body"]["response_format"]["json_schema"]["schema"]["properties"] for r in server.requests]
+    assert sorted(sorted(s) for s in schemas) == [["age"]] * 3 + [["answer"]] * 3
+    assert [list(f.attributes) for f in faces] == [["age", "emotion"]] * 3

@@ -204,3 +204,26 @@ def test_descriptors_of_the_single_person_photos():
     plain = analyzer.analyze(shared("photos", "single_face.jpg")).faces[0].description
     assert plain["beard"] is False and plain["clothing_colours"] == ["black"] and plain["hair_colour"] == "black"
     assert plain["posture"]["facing"] == "camera"
+
+
+def test_ask_and_annotate_decode_the_photo_once(group_photo, tmp_path, monkeypatch):
+    """The VLM chooser and --annotate draw on the photo the analysis decoded, not on a second decode."""
+    from facescan import imageio
+    from facescan.ask import ask_photo
+    from facescan.cli import app
+    from facescan.pipeline import Analyzer
+
+    photo, _ = group_photo
+    opened = []
+    original_open = imageio._open
+    monkeypatch.setattr(imageio, "_open", lambda source, name: opened.append(name) or original_open(source, name))
+    vlm = FakeVLM("2")
+    answer, result = ask_photo(photo, "the man in the light blue shirt", Analyzer(attributes="gender", describe=True),
+                               chooser="vlm", vlm=vlm)
+    assert answer.status == "answered" and answer.face == 1 and len(result.faces) == 5
+    assert vlm.images[0].shape[:2] == (result.height, result.width)  # the full photo, boxes drawn on it
+    assert opened == [str(photo)]
+    opened.clear()
+    r = CliRunner().invoke(app, ["analyze", str(photo), "-a", "gender", "--annotate", str(tmp_path / "a.jpg")])
+    assert r.exit_code == 0, r.output
+    assert opened == [str(photo)] and (tmp_path / "a.jpg").stat().st_size > 10_000

@@ -85,16 +85,20 @@ def test_oversize_upload_and_too_many_pixels_are_413():
 
 
 class SlowAnalyzer:
-    """Stands in for the analyzer: takes ``seconds`` per batch and records the batch sizes."""
+    """Stands in for the analyzer: takes ``seconds`` per batch and records the batch sizes (and, per
+    batch, whether its photos were kept); a kept photo is the source itself."""
 
     def __init__(self, seconds):
-        self.seconds, self.batches = seconds, []
+        self.seconds, self.batches, self.kept = seconds, [], []
 
-    def analyze_many(self, sources, workers=1, executor=None):
+    def iter_analyzed(self, sources, workers=1, executor=None, keep_images=False):
+        from facescan.pipeline import Analyzed
+
         self.batches.append(len(sources))
+        self.kept.append(keep_images)
         time.sleep(self.seconds)
-        for _ in sources:
-            yield ImageResult(source="x", width=64, height=64)
+        for source in sources:
+            yield Analyzed(ImageResult(source="x", width=64, height=64), source if keep_images else None)
 
 
 def _swap_batcher(app, analyzer, **kw):
@@ -143,6 +147,20 @@ def test_concurrent_requests_share_a_model_batch():
         _swap_batcher(app, slow, max_batch=16, max_wait=0.05, max_queue=64)
         codes, _ = _concurrently(c, 8)
     assert codes == [200] * 8 and sum(slow.batches) == 8 and max(slow.batches) > 1
+    assert not any(slow.kept)  # /v1/analyze keeps no decoded photo
+
+
+def test_batcher_keeps_the_photo_only_for_a_job_that_asks():
+    slow = SlowAnalyzer(0.0)
+    batcher = DynamicBatcher(lambda key: slow, max_batch=4, max_wait=0.5, max_queue=4)
+    try:
+        plain, kept = batcher.submit("k", "photo-a"), batcher.submit("k", "photo-b", keep_image=True)
+        a, b = plain.result(timeout=10), kept.result(timeout=10)
+        alone = batcher.submit("k", "photo-c").result(timeout=10)
+    finally:
+        batcher.close()
+    assert slow.batches == [2, 1] and slow.kept == [True, False]  # one model batch for the first two
+    assert isinstance(a.result, ImageResult) and a.image is None and b.image == "photo-b" and alone.image is None
 
 
 def test_token_required_beyond_loopback_and_checked():
@@ -184,6 +202,89 @@ def test_uploads_never_touch_the_disk(client, monkeypatch):
     assert len(big) > 2_000_000
     r = client.post("/v1/analyze", files={"image": ("big.png", big, "image/png")})
     assert r.status_code == 200 and opened == []
+
+
+def test_multipart_files_stay_in_memory_without_patching_starlette(monkeypatch):
+    from starlette.formparsers import MultiPartParser
+
+    from facescan.serve.requests import InMemoryMultiPartParser
+
+    app = create_app(ServeConfig(max_upload_mb=4))
+    assert MultiPartParser.spool_max_size == 1024 * 1024  # Starlette's default, for every other app too
+    seen = []
+    real_parse = InMemoryMultiPartParser.parse
+
+    async def parse(self):
+        form = await real_parse(self)
+        upload = form["image"]
+        seen.append((self.spool_max_size, upload.size, upload.file._rolled))
+        return form
+
+    monkeypatch.setattr(InMemoryMultiPartParser, "parse", parse)
+    big = _png(900, 900, seed=3)
+    with TestClient(app) as c:
+        r = c.post("/v1/analyze", files={"image": ("big.png", big, "image/png")})
+    assert r.status_code == 200, r.text
+    [(spool_max_size, size, rolled)] = seen
+    assert 1024 * 1024 < size == len(big) < 4 * 1024 * 1024  # between Starlette's spool and the limit
+    assert spool_max_size > 4 * 1024 * 1024 and rolled is False  # kept in memory, never rolled to a file
+    assert MultiPartParser.spool_max_size == 1024 * 1024
+
+
+class FakeVLM:
+    """The built-in backend plus ``ask_image``: picks box ``reply`` and records the photos it was shown."""
+
+    name = "fake-vlm"
+
+    def __init__(self, inner, reply="5"):
+        self.inner, self.reply, self.shown = inner, reply, []
+
+    def supported_attributes(self):
+        return self.inner.supported_attributes()
+
+    def predict(self, inputs, attributes):
+        return self.inner.predict(inputs, attributes)
+
+    def ask_image(self, image, prompt, max_new_tokens=None):
+        self.shown.append(np.asarray(image).shape)
+        return self.reply
+
+
+def test_ask_decodes_the_image_once(monkeypatch):
+    import sys
+
+    import facescan.imageio
+    import facescan.pipeline
+
+    decodes = []
+    real = facescan.imageio.load_image
+
+    def counting(*args, **kwargs):
+        decodes.append(1)
+        return real(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):  # every module that imported it: pipeline, ask, serve…
+        if name.startswith("facescan") and getattr(module, "load_image", None) is real:
+            monkeypatch.setattr(module, "load_image", counting)
+    assert facescan.pipeline.load_image is counting
+    data = shared("photos", "multi_face.jpg").read_bytes()
+    photo = {"image": ("m.jpg", data, "image/jpeg")}
+    question = "What is the woman in the leopard print top feeling?"
+    app = create_app(ServeConfig())
+    vlm = FakeVLM(app.state.facescan.backends["builtin"])
+    app.state.facescan.backends["fake-vlm"] = vlm
+    with TestClient(app) as c:
+        r = c.post("/v1/ask", files=photo, data={"question": question, "chooser": "descriptors"})
+        assert r.status_code == 200, r.text
+        assert r.json()["answer"]["face"] == 4 and len(decodes) == 1
+        r = c.post("/v1/ask", files=photo, data={"question": question, "chooser": "vlm", "backend": "fake-vlm"})
+        assert r.status_code == 200, r.text
+        answer = r.json()["answer"]
+        assert answer["method"] == "vlm:fake-vlm" and answer["status"] == "answered" and answer["face"] == 4
+        size = r.json()["result"]["height"], r.json()["result"]["width"], 3
+        assert len(decodes) == 2 and vlm.shown == [size] == [(667, 1000, 3)]  # full resolution, decoded once
+        r = c.post("/v1/ask", files=photo, data={"question": question, "chooser": "vlm"})
+        assert r.status_code == 422 and "numbered boxes" in r.json()["detail"]
 
 
 def test_models_health_metrics_and_page(client):

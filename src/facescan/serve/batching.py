@@ -1,4 +1,4 @@
-"""Dynamic batching: concurrent requests are gathered into one ``Analyzer.analyze_many`` call.
+"""Dynamic batching: concurrent requests are gathered into one ``Analyzer.iter_analyzed`` call.
 
 Requests wait in a bounded queue. A worker thread takes the first one, then keeps taking more
 for at most ``max_wait`` seconds or until ``max_batch`` are in hand, and analyzes them together:
@@ -6,6 +6,9 @@ the faces of every image in the batch go to the backend in one model call, and t
 decoded and detected on ``prep_workers`` threads meanwhile (3 by default: decoding and detection
 release the GIL, and on 2 cores a third thread keeps both busy while another waits on the GIL).
 A request whose caller gave up (its future was cancelled on timeout) is skipped, not computed.
+Each job's future resolves to an :class:`~facescan.pipeline.Analyzed`; its decoded photo is kept
+only when the job asked for it (``keep_image``), so a request that needs the pixels again (the
+VLM chooser's numbered boxes) does not decode the upload a second time.
 
 Written here because the ASGI server and the model runtime each batch only their own work;
 batching across HTTP requests is the service's job.
@@ -18,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class QueueFull(Exception):
@@ -27,10 +30,11 @@ class QueueFull(Exception):
 
 @dataclass
 class Job:
-    """One image to analyze with the analyzer for ``key``."""
+    """One image to analyze with the analyzer for ``key`` (keeping its decoded photo when ``keep_image``)."""
 
     key: Hashable
     source: object
+    keep_image: bool = False
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -66,10 +70,12 @@ class DynamicBatcher:
         """Requests waiting (not yet in a batch)."""
         return self._queue.qsize()
 
-    def submit(self, key: Hashable, source) -> Future:
-        """Queue one image; raises :class:`QueueFull` when the queue is at its limit."""
+    def submit(self, key: Hashable, source, keep_image: bool = False) -> Future:
+        """Queue one image; its future resolves to an ``Analyzed`` (with ``.image`` only when ``keep_image``).
+
+        Raises :class:`QueueFull` when the queue is at its limit."""
         self._ensure_running()
-        job = Job(key, source)
+        job = Job(key, source, keep_image=keep_image)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -113,13 +119,18 @@ class DynamicBatcher:
             for job in live:
                 groups.setdefault(job.key, []).append(job)
             for key, jobs in groups.items():
-                try:
-                    analyzer = self.analyzer_for(key)
-                    pool = self._pool if len(jobs) > 1 else None
-                    results = list(analyzer.analyze_many([j.source for j in jobs], executor=pool))
-                except Exception as e:  # noqa: BLE001 - every caller of the batch gets the error
-                    for job in jobs:
-                        job.future.set_exception(e)
-                    continue
-                for job, result in zip(jobs, results):
-                    job.future.set_result(result)
+                self._analyze(key, jobs)
+
+    def _analyze(self, key: Hashable, jobs: list[Job]) -> None:
+        """One ``iter_analyzed`` call for the jobs of one key; each future gets its ``Analyzed`` or the error."""
+        try:
+            analyzer = self.analyzer_for(key)
+            pool = self._pool if len(jobs) > 1 else None
+            keep = any(j.keep_image for j in jobs)  # one model batch; photos dropped below for jobs not asking
+            analyzed = list(analyzer.iter_analyzed([j.source for j in jobs], executor=pool, keep_images=keep))
+        except Exception as e:  # noqa: BLE001 - every caller of the batch gets the error
+            for job in jobs:
+                job.future.set_exception(e)
+            return
+        for job, item in zip(jobs, analyzed):
+            job.future.set_result(item if job.keep_image or item.image is None else replace(item, image=None))
