@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -55,34 +56,12 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
     done = store.done(backend, wanted)
     todo = [s for s in samples if s.id not in done]
 
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=False)
-        bar.start()
-        task = bar.add_task(f"eval {backend} on {dataset.split(':')[0]}/{split}", total=len(samples),
-                            completed=len(samples) - len(todo))
-    try:
+    with _progress(progress, f"eval {backend} on {dataset.split(':')[0]}/{split}", len(samples),
+                   len(samples) - len(todo)) as advance:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            sources = []
-            for s in chunk:
-                try:
-                    sources.append(s.source)
-                except Exception as e:  # noqa: BLE001 - the loader's error becomes that item's error
-                    sources.append(e)
-            rows = []
-            results = analyzer.analyze_many([x for x in sources if not isinstance(x, Exception)])
-            for s, src in zip(chunk, sources):
-                result = None if isinstance(src, Exception) else next(results)
-                rows += _rows(s.id, backend, wanted, result, src)
-            store.add_predictions(rows)
-            if bar:
-                bar.advance(task, len(chunk))
-    finally:
-        if bar:
-            bar.stop()
+            store.add_predictions(_predict_chunk(analyzer, chunk, backend, wanted))
+            advance(len(chunk))
     metrics = score_run(store, n_resamples=n_resamples, seed=seed)
     store.set_meta(finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     metrics["meta"] = {**store.meta(), **_described(store, backend)}
@@ -92,6 +71,35 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
 
     write_report(metrics, Path(out))
     return metrics
+
+
+@contextlib.contextmanager
+def _progress(show: bool, description: str, total: int, completed: int):
+    """A rich progress bar (or nothing); yields a function that advances it."""
+    if not show:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=False) as bar:
+        task = bar.add_task(description, total=total, completed=completed)
+        yield lambda n: bar.advance(task, n)
+
+
+def _predict_chunk(analyzer, chunk: list, backend: str, wanted: list[str]) -> list[dict]:
+    """Prediction rows of a chunk of samples; an item that cannot be read gets error rows."""
+    sources = []
+    for s in chunk:
+        try:
+            sources.append(s.source)
+        except Exception as e:  # noqa: BLE001 - the loader's error becomes that item's error
+            sources.append(e)
+    results = analyzer.analyze_many([x for x in sources if not isinstance(x, Exception)])
+    rows = []
+    for s, src in zip(chunk, sources):
+        result = None if isinstance(src, Exception) else next(results)
+        rows += _rows(s.id, backend, wanted, result, src)
+    return rows
 
 
 def _described(store: RunStore, backend: str) -> dict:
