@@ -1,5 +1,6 @@
 """facescan eval end to end: stored predictions, resume after SIGKILL, report, compare."""
 
+import hashlib
 import json
 import os
 import signal
@@ -8,12 +9,18 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
+import uuid
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from facescan import taxonomy
+from facescan.backends.base import BACKENDS
 from facescan.cli import app
 from facescan.evaluate import run_eval
+from facescan.schema import AttributePrediction
 
 from .conftest import shared
 from .dataset_layouts import write_fairface, write_fer2013_folders
@@ -24,7 +31,7 @@ pytest.importorskip("matplotlib", reason="eval needs the eval extra (scikit-lear
 # A builtin backend slowed down so that a run can be killed in the middle; registered in the child process.
 SLOW_RUN = textwrap.dedent("""
     import sys, time
-    from facescan.backends.base import BackendKind, register_backend
+    from facescan.backends.base import BACKENDS
     from facescan.backends.builtin import BuiltinBackend
 
     class Slow(BuiltinBackend):
@@ -32,7 +39,7 @@ SLOW_RUN = textwrap.dedent("""
             time.sleep(0.25)
             return super().predict(faces, attributes)
 
-    register_backend(BackendKind("slowbuiltin", lambda options: Slow(), "test", ("age", "gender", "race")))
+    BACKENDS.register("slowbuiltin", lambda target, **options: Slow(), "test", ("age", "gender", "race"))
     from facescan.evaluate import run_eval
     run_eval(sys.argv[1], "val", "slowbuiltin", sys.argv[2], batch_size=6, progress=False, n_resamples=100)
 """)
@@ -54,6 +61,7 @@ def _child(dataset, out):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_sigkill_halfway_then_resume_holds_each_item_once_with_the_same_metrics(tmp_path):
     data = write_fairface(tmp_path / "ff", n=60)
     dataset = f"fairface:{data}"
@@ -82,7 +90,7 @@ def test_sigkill_halfway_then_resume_holds_each_item_once_with_the_same_metrics(
     assert a["attributes"] == b["attributes"]
 
 
-def test_run_writes_report_and_a_rerun_recomputes_nothing(tmp_path):
+def test_run_writes_the_report(tmp_path):
     data = write_fairface(tmp_path / "ff", n=28)
     out = tmp_path / "run"
     m = run_eval(f"fairface:{data}", "val", "builtin", out, progress=False, n_resamples=100)
@@ -97,12 +105,83 @@ def test_run_writes_report_and_a_rerun_recomputes_nothing(tmp_path):
     svg = (out / "figures" / "confusion_race.svg").read_text()
     assert "<svg" in svg and ">Latino/Hispanic<" in svg  # labels stay text
     assert ">middle eastern/female<" in (out / "figures" / "groups.svg").read_text()
-    stamp = (out / "predictions.sqlite").stat().st_mtime_ns
     with pytest.raises(ValueError, match="another run"):
         run_eval(f"fairface:{data}", "val", "builtin", out, attributes=["gender"], progress=False)
-    again = run_eval(f"fairface:{data}", "val", "builtin", out, progress=False, n_resamples=100)
-    assert again["attributes"] == m["attributes"]
-    assert stamp <= (out / "predictions.sqlite").stat().st_mtime_ns
+
+
+_FAIRFACE_SETS = {"age": "age9", "gender": "gender", "race": "race7"}
+
+
+def _fingerprint(face) -> str:
+    return hashlib.sha1(np.ascontiguousarray(face.chip).tobytes()).hexdigest()
+
+
+class CountingBackend:
+    """Made-up but deterministic predictions (a function of the chip's pixels); records the faces of each
+    ``predict`` call in ``log.calls``, and raises KeyboardInterrupt once ``log.interrupt_after`` calls are done."""
+
+    name = "counting"
+
+    def __init__(self, log: types.SimpleNamespace):
+        self.log = log
+
+    def supported_attributes(self) -> tuple[str, ...]:
+        return tuple(_FAIRFACE_SETS)
+
+    def predict(self, faces, attributes):
+        if self.log.interrupt_after is not None and len(self.log.calls) >= self.log.interrupt_after:
+            raise KeyboardInterrupt  # not an Exception: the pipeline would store it as the batch's error
+        self.log.calls.append([_fingerprint(f) for f in faces])
+        out = []
+        for face in faces:
+            rng = np.random.default_rng(int(_fingerprint(face)[:8], 16))
+            out.append({a: AttributePrediction.from_probabilities(
+                a, _FAIRFACE_SETS[a], rng.dirichlet(np.ones(len(taxonomy.label_set(_FAIRFACE_SETS[a]).labels))),
+                self.name, "counting-test") for a in attributes})
+        return out
+
+
+@pytest.fixture
+def counting():
+    """A registered ``CountingBackend`` kind (unique to the test, removed after it) and its call log."""
+    kind = f"counting-test-{uuid.uuid4().hex[:8]}"
+    log = types.SimpleNamespace(calls=[], interrupt_after=None)
+    BACKENDS.register(kind, lambda target, **options: CountingBackend(log), "test backend", tuple(_FAIRFACE_SETS))
+    yield kind, log
+    BACKENDS._entries.pop(kind, None)
+
+
+def _scores(m: dict) -> dict:
+    return {k: v for k, v in m.items() if k != "meta"}  # meta holds the start and finish times
+
+
+def test_a_rerun_predicts_nothing_and_a_resumed_run_predicts_only_the_rest(tmp_path, counting):
+    kind, log = counting
+    dataset = f"fairface:{write_fairface(tmp_path / 'ff', n=28)}"
+    run = dict(batch_size=6, progress=False, n_resamples=100)
+    first = run_eval(dataset, "val", kind, tmp_path / "run", **run)
+    assert [len(c) for c in log.calls] == [6, 6, 6, 6, 4]  # one predict call per batch
+    everything = [fp for c in log.calls for fp in c]
+    assert len(set(everything)) == 28  # every item once (the 28 generated images all differ)
+    assert first["attributes"]["gender"]["n"] == 28
+
+    log.calls.clear()
+    again = run_eval(dataset, "val", kind, tmp_path / "run", **run)
+    assert log.calls == []
+    assert _scores(again) == _scores(first)
+
+    log.interrupt_after = 2  # Ctrl-C during the third batch: two batches are stored
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(dataset, "val", kind, tmp_path / "resumed", **run)
+    before = [fp for c in log.calls for fp in c]
+    assert len(before) == 12 and not (tmp_path / "resumed" / "metrics.json").exists()
+    log.calls.clear()
+    log.interrupt_after = None
+    resumed = run_eval(dataset, "val", kind, tmp_path / "resumed", **run)
+    after = [fp for c in log.calls for fp in c]
+    assert [len(c) for c in log.calls] == [6, 6, 4]
+    assert sorted(after) == sorted(set(everything) - set(before))  # exactly the rest, each once
+    assert _scores(resumed) == _scores(first)
 
 
 def test_cli_eval_and_compare(tmp_path):
@@ -125,6 +204,7 @@ def test_cli_eval_and_compare(tmp_path):
     assert runner.invoke(app, ["eval", "compare", str(tmp_path / "nothing")]).exit_code == 2
 
 
+@pytest.mark.slow
 def test_fairface_val_sample_on_shared_data(tmp_path):
     root = shared("fairface")
     m = run_eval(f"fairface:{root}", "val", "builtin", tmp_path / "run", limit=300, stratify="race",

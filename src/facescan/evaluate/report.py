@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 import numpy as np
+from markdown_it import MarkdownIt
 
 from facescan import taxonomy
 from facescan.evaluate.charts import confusion_svg, group_bars_svg
@@ -103,39 +104,30 @@ def write_report(metrics: dict, out: Path) -> tuple[Path, Path]:
     return md_path, html_path
 
 
-def _html(md_text: str, figures: dict[str, bytes]) -> str:
-    """A small Markdown → HTML rendering of the report (tables, headings, images inlined as data URIs).
+def _markdown() -> MarkdownIt:
+    """CommonMark with GFM tables; raw HTML in the text is escaped, not passed through."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.add_render_rule("image", _inline_figure)
+    return md
 
-    Written here because the report uses only headings, paragraphs, tables and images, and a
-    Markdown library would be one more dependency for that.
+
+def _inline_figure(self, tokens, idx, options, env) -> str:
+    """Render ``![alt](figures/name.svg)`` as an ``<img>`` holding the SVG as a data URI.
+
+    markdown-it refuses ``data:image/svg+xml`` links when parsing, so the figure is swapped in here.
     """
-    body, table = [], []
+    token = tokens[idx]
+    name = (token.attrGet("src") or "").split("/")[-1]
+    data = base64.b64encode(env["figures"][name]).decode()
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    return f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}">'
 
-    def flush():
-        if table:
-            head, *rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-")]
-            cells = lambda r, t: "".join(f"<{t}>{html.escape(c.strip())}</{t}>" for c in r.strip("|").split("|"))  # noqa: E731
-            body.append("<table><tr>" + cells(head, "th") + "</tr>"
-                        + "".join("<tr>" + cells(r, "td") + "</tr>" for r in rows) + "</table>")
-            table.clear()
 
-    for line in md_text.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](", 1)
-            data = base64.b64encode(figures[src.rstrip(")").split("/")[-1]]).decode()
-            body.append(f'<img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}">')
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush()
+def _html(md_text: str, figures: dict[str, bytes]) -> str:
+    """The report as one self-contained HTML page (figures inlined as data URIs)."""
+    body = _markdown().render(md_text, {"figures": figures})
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
              "font-size:90%}th{background:#f3f3f3}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>facescan eval</title><style>{style}</style>"
-            f"</head><body>{''.join(body)}</body></html>\n")
+            f"</head><body>{body}</body></html>\n")

@@ -125,35 +125,77 @@ def _write_preset(cfg: FinetuneConfig, label_sets: dict[str, str], folder: Path)
 def finetune(cfg: FinetuneConfig, evaluate: bool = True) -> dict:
     """Run (or resume) the recipe; returns {"model": folder, "eval": metrics or None, "steps": n}."""
     import torch
-    from transformers import AutoModelForImageTextToText, Trainer, TrainerCallback, TrainingArguments
 
     from facescan.backends.hf import load_processor
-    from facescan.train.instruct import build_records, load_records
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    base = cfg.base
-    if base == "tiny":
-        from facescan.backends.tiny import build_tiny_vlm
+    base = _base_model(cfg, out)
+    train_data, label_sets = _training_data(cfg, out)
+    processor = load_processor(cfg.processor or base)
+    resume = _last_checkpoint(out / "checkpoints")
+    model = _load_model(cfg, base, resume)
+    trainer = _trainer(cfg, out, model, processor, train_data)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    steps = trainer.state.global_step
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    if cfg.stop_after_steps and steps < cfg.max_steps:
+        return {"model": None, "eval": None, "steps": steps, "history": history}
+    (out / "loss.json").write_text(json.dumps(history))
+    _plot_loss(history, out / "loss.png")
+    folder = _export(cfg, trainer.model, processor, label_sets, out)
+    metrics = _evaluate(cfg, folder, label_sets, out) if evaluate else None
+    return {"model": folder, "eval": metrics, "steps": steps, "history": history}
 
-        base = str(out / "base")
-        if not (out / "base" / "config.json").exists():
-            build_tiny_vlm(cfg.tiny_family, base, seed=cfg.seed, image_size=cfg.tiny_image_size,
-                           hidden=cfg.tiny_hidden, layers=cfg.tiny_layers)
+
+def _base_model(cfg: FinetuneConfig, out: Path) -> str:
+    """The base model to fine-tune: ``cfg.base``, or a tiny one built once into ``OUT/base``."""
+    if cfg.base != "tiny":
+        return cfg.base
+    from facescan.backends.tiny import build_tiny_vlm
+
+    base = out / "base"
+    if not (base / "config.json").exists():
+        build_tiny_vlm(cfg.tiny_family, str(base), seed=cfg.seed, image_size=cfg.tiny_image_size,
+                       hidden=cfg.tiny_hidden, layers=cfg.tiny_layers)
+    return str(base)
+
+
+def _training_data(cfg: FinetuneConfig, out: Path):
+    """The instruction records (built once into ``OUT/data``) and each attribute's label set."""
+    from facescan.train.instruct import build_records, load_records
+
     records = out / "data" / f"{cfg.train_split}.jsonl"
     if not records.exists():
         build_records(cfg.dataset, cfg.train_split, out / "data", cfg.attributes, cfg.phrasings, cfg.cot,
                       cfg.limit, cfg.seed)
     train_data = load_records(records)
-    label_sets = {}
+    label_sets: dict[str, str] = {}
     for row in train_data.select_columns(["attribute", "label_set"]).to_iterable_dataset():
         label_sets.setdefault(row["attribute"], row["label_set"])
+    return train_data, label_sets
 
-    processor = load_processor(cfg.processor or base)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-N`` in ``folder`` (by step), or None."""
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def _torch_dtype(cfg: FinetuneConfig):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
+
+
+def _load_kwargs(cfg: FinetuneConfig) -> dict:
+    """``from_pretrained`` keyword arguments: the dtype, and 4-bit quantization for QLoRA."""
+    import torch
+
+    dtype = _torch_dtype(cfg)
     kwargs: dict = {"dtype": dtype}
     if cfg.method == "qlora":
         if not torch.cuda.is_available():
@@ -162,24 +204,34 @@ def finetune(cfg: FinetuneConfig, evaluate: bool = True) -> dict:
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=dtype)
-    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    resume = checkpoints[-1] if checkpoints else None
+    return kwargs
+
+
+def _load_model(cfg: FinetuneConfig, base: str, resume: Path | None):
+    """The model to train: the base (or a full fine-tune's checkpoint), wrapped in LoRA adapters for (Q)LoRA."""
+    from transformers import AutoModelForImageTextToText
+
+    kwargs = _load_kwargs(cfg)
     # The weights of a checkpoint are loaded with from_pretrained, which maps the saved key names
     # back to the model's; Trainer's own resume loading misses them for the VLM families (their
     # save converts keys), and would silently continue from the base weights.
     full_from = resume if (resume and cfg.method == "full") else base
     model = AutoModelForImageTextToText.from_pretrained(full_from, **kwargs)
-    if cfg.method in ("lora", "qlora"):
-        from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    if cfg.method not in ("lora", "qlora"):
+        return model
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-        if cfg.method == "qlora":
-            model = prepare_model_for_kbit_training(model)
-        if resume:
-            model = PeftModel.from_pretrained(model, resume, is_trainable=True)
-        else:
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                     lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules,
-                                                     task_type="CAUSAL_LM"))
+    if cfg.method == "qlora":
+        model = prepare_model_for_kbit_training(model)
+    if resume:
+        return PeftModel.from_pretrained(model, resume, is_trainable=True)
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                            target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+
+
+def _stop_callback(cfg: FinetuneConfig):
+    """A callback that stops (and saves) after ``max_minutes`` or at ``stop_after_steps``."""
+    from transformers import TrainerCallback
 
     class TimeLimit(TrainerCallback):
         def __init__(self):
@@ -191,7 +243,14 @@ def finetune(cfg: FinetuneConfig, evaluate: bool = True) -> dict:
                 control.should_training_stop = True
                 control.should_save = True
 
-    args = TrainingArguments(
+    return TimeLimit()
+
+
+def _training_args(cfg: FinetuneConfig, out: Path):
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
         max_steps=cfg.max_steps, warmup_steps=round(cfg.warmup_ratio * cfg.max_steps), lr_scheduler_type="cosine",
@@ -201,34 +260,41 @@ def finetune(cfg: FinetuneConfig, evaluate: bool = True) -> dict:
         bf16=cfg.dtype == "bf16", fp16=cfg.dtype == "fp16", use_cpu=not torch.cuda.is_available(),
         disable_tqdm=False,
     )
-    image_size = getattr(getattr(processor, "image_processor", None), "size", {}) or {}
-    side = image_size.get("height") or image_size.get("shortest_edge") or 224
-    trainer = Trainer(model=model, args=args, train_dataset=train_data, data_collator=_Collator(processor, side),
-                      callbacks=[TimeLimit()])
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    if cfg.stop_after_steps and trainer.state.global_step < cfg.max_steps:
-        return {"model": None, "eval": None, "steps": trainer.state.global_step, "history": history}
-    (out / "loss.json").write_text(json.dumps(history))
-    _plot_loss(history, out / "loss.png")
 
-    final = trainer.model
+
+def _image_side(processor) -> int:
+    """The square side the processor's images are resized to (224 when it does not say)."""
+    image_size = getattr(getattr(processor, "image_processor", None), "size", {}) or {}
+    return image_size.get("height") or image_size.get("shortest_edge") or 224
+
+
+def _trainer(cfg: FinetuneConfig, out: Path, model, processor, train_data):
+    from transformers import Trainer
+
+    args = _training_args(cfg, out)
+    return Trainer(model=model, args=args, train_dataset=train_data,
+                   data_collator=_Collator(processor, _image_side(processor)), callbacks=[_stop_callback(cfg)])
+
+
+def _export(cfg: FinetuneConfig, model, processor, label_sets: dict[str, str], out: Path) -> Path:
+    """Save the adapter (LoRA), merge it, and write the model, its processor and prompts to ``OUT/model``."""
     if cfg.method in ("lora", "qlora"):
-        final.save_pretrained(out / "adapter")
-        final = final.merge_and_unload()
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
     folder = out / "model"
-    final.save_pretrained(folder)
+    model.save_pretrained(folder)
     (processor if hasattr(processor, "save_pretrained") else processor.tokenizer).save_pretrained(folder)
     if not hasattr(processor, "save_pretrained"):
         processor.image_processor.save_pretrained(folder)
     _write_preset(cfg, label_sets, folder)
-    metrics = None
-    if evaluate:
-        from facescan.evaluate import run_eval
+    return folder
 
-        metrics = run_eval(cfg.dataset, cfg.eval_split, f"hf:{folder}", out / "eval", attributes=list(label_sets),
-                           limit=cfg.eval_limit, seed=cfg.seed, progress=True)
-    return {"model": folder, "eval": metrics, "steps": trainer.state.global_step, "history": history}
+
+def _evaluate(cfg: FinetuneConfig, folder: Path, label_sets: dict[str, str], out: Path) -> dict:
+    from facescan.evaluate import run_eval
+
+    return run_eval(cfg.dataset, cfg.eval_split, f"hf:{folder}", out / "eval", attributes=list(label_sets),
+                    limit=cfg.eval_limit, seed=cfg.seed, progress=True)
 
 
 def _plot_loss(history: list[dict], path: Path) -> None:
