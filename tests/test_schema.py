@@ -3,7 +3,7 @@ import csv
 import pyarrow.parquet as pq
 import pytest
 
-from facescan import schema
+from facescan import outputs, schema
 from facescan.schema import AttributePrediction, Box, Face, ImageResult
 
 
@@ -37,7 +37,7 @@ def test_invalid_prediction_has_no_label_or_score():
 def test_json_round_trip(tmp_path, fmt):
     results = _result()
     path = tmp_path / f"r.{fmt}"
-    schema.WRITERS[fmt](results, path)
+    outputs.WRITERS[fmt](results, path)
     back = schema.read_json(path) if fmt == "json" else schema.read_jsonl(path)
     assert back == results
     assert not back[2].ok and back[0].faces[0].attributes["age"].label == "20-29"
@@ -45,7 +45,7 @@ def test_json_round_trip(tmp_path, fmt):
 
 def test_csv_one_row_per_face_and_no_image_lost(tmp_path):
     path = tmp_path / "r.csv"
-    schema.write_csv(_result(), path)
+    outputs.WRITERS["csv"](_result(), path)
     rows = list(csv.DictReader(path.open()))
     assert [r["source"] for r in rows] == ["a.jpg", "b.jpg", "c.jpg"]
     assert rows[0]["age"] == "20-29" and float(rows[0]["age_p_20-29"]) == pytest.approx(0.5)
@@ -55,7 +55,7 @@ def test_csv_one_row_per_face_and_no_image_lost(tmp_path):
 
 def test_parquet_matches_csv_rows(tmp_path):
     path = tmp_path / "r.parquet"
-    schema.write_parquet(_result(), path)
+    outputs.WRITERS["parquet"](_result(), path)
     table = pq.read_table(path).to_pylist()
     assert len(table) == 3
     assert table[0]["age"] == "20-29" and table[0]["w"] == 30

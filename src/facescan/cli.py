@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -68,13 +68,6 @@ def _describe_line(d: dict | None) -> str:
     return "; ".join(parts)
 
 
-def _annotate_path(out: Path, source: str, multiple: bool) -> Path:
-    if not multiple and out.suffix:
-        return out
-    name = Path(source).stem + ".annotated.jpg"
-    return out / name
-
-
 @app.command()
 def analyze(
     inputs: list[Path] = typer.Argument(..., help="Photos and/or folders of photos."),
@@ -95,59 +88,95 @@ def analyze(
                                  help="Explain each face's emotion from measured action units (ExpLLM-style)."),
     describe: bool = typer.Option(False, "--describe", help="Describe each person: clothing colours, hair, "
                                   "sunglasses, beard, head pose, posture (MediaPipe pose)."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the result files there and skip the inputs "
+                                "already in them (every output must hold an input for it to be skipped)."),
 ) -> None:
-    """Detect faces and recognize their attributes."""
-    from facescan import schema
+    """Detect faces and recognize their attributes. Result files are written as the run goes, so a
+    killed run keeps what it finished; --resume skips the inputs already in them."""
     from facescan.imageio import expand_inputs
+    from facescan.outputs import OutputError, ResultOutputs, annotation_paths
     from facescan.pipeline import Analyzer
 
-    try:
-        analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
-                            crop_padding=crop_padding, explain=explain, describe=describe)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        err_console.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(2) from None
     files = expand_inputs(inputs)
     if not files:
-        err_console.print("[red]error:[/red] no input files found")
-        raise typer.Exit(2)
-    show_table = not quiet and len(files) <= 50
-    results = []
+        _fail("no input files found")
+    try:  # every output is checked before any work starts
+        outputs = ResultOutputs({"json": json_out, "jsonl": jsonl_out, "csv": csv_out, "parquet": parquet_out},
+                                resume=resume)
+        drawn = annotation_paths(annotate, files) if annotate else {}
+        analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
+                            crop_padding=crop_padding, explain=explain, describe=describe)
+    except (OutputError, ValueError, FileNotFoundError, ImportError) as e:
+        _fail(str(e))
+    if resume and not outputs.paths:
+        _fail("--resume needs an output to resume: --jsonl, --csv, --json or --parquet")
+    todo = [f for f in files if str(f) not in outputs.done]
+    if len(todo) < len(files):
+        err_console.print(f"resuming: {len(files) - len(todo)} of {len(files)} input(s) are already in the outputs")
+    shown = _ResultPrinter(analyzer.attributes, explain, describe, table=not quiet and len(todo) <= 50)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, disable=len(files) < 2 or not sys.stderr.isatty()) as progress:
-        task = progress.add_task("analyzing", total=len(files))
-        for analyzed in analyzer.iter_analyzed(files, workers=workers, keep_images=annotate is not None):
+    with outputs, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TimeRemainingColumn(), console=err_console,
+                           disable=len(todo) < 2 or not sys.stderr.isatty()) as progress:
+        task = progress.add_task("analyzing", total=len(todo))
+        for analyzed in analyzer.iter_analyzed(todo, workers=workers, keep_images=annotate is not None):
             result = analyzed.result
-            results.append(result)
-            progress.advance(task)
-            if show_table:
-                _print_result(result, analyzer.attributes)
-                for face in result.faces if explain else []:
-                    text = face.explanation or "no face mesh fitted this face: no action-unit evidence"
-                    console.print(f"[bold]#{face.index}[/bold] {escape(text)}")
-                for face in result.faces if describe else []:
-                    console.print(f"[bold]#{face.index}[/bold] {escape(_describe_line(face.description))}")
-            elif result.error:
-                err_console.print(f"[red]✗[/red] {escape(result.error)}")
             if annotate and result.ok:
-                from facescan.annotate import save_annotated
+                _annotate(analyzed, drawn[result.source])
+            outputs.add(result)
+            shown.add(result)
+            progress.advance(task)
+    shown.summary()
 
-                save_annotated(analyzed.image.original, result, _annotate_path(annotate, result.source, len(files) > 1))
-    for path, writer in ((json_out, schema.write_json), (jsonl_out, schema.write_jsonl), (csv_out, schema.write_csv),
-                         (parquet_out, schema.write_parquet)):
-        if path:
-            writer(results, path)
-    failed = [r for r in results if r.error]
-    n_faces = sum(len(r.faces) for r in results)
-    summary = f"{len(results)} image(s), {n_faces} face(s), {len(failed)} failed"
-    err_console.print(summary)
-    if failed:
-        err_console.print("[red]failed:[/red]")
-        for r in failed:
-            err_console.print(f"  {escape(r.error)}")
-        raise typer.Exit(1)
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(2)
+
+
+def _annotate(analyzed, path: Path) -> None:
+    """Draw the result onto its photo; a picture that cannot be saved is that image's error."""
+    from facescan.annotate import save_annotated
+
+    try:
+        save_annotated(analyzed.image.original, analyzed.result, path)
+    except OSError as e:
+        analyzed.result.error = f"{analyzed.result.source}: --annotate {path} cannot be written ({e.strerror or e})"
+
+
+class _ResultPrinter:
+    """The terminal side of `analyze`: a table per image (or errors only), then a summary."""
+
+    def __init__(self, attributes, explain: bool, describe: bool, table: bool):
+        self.attributes, self.explain, self.describe, self.table = attributes, explain, describe, table
+        self.images = self.faces = 0
+        self.failed: list[str] = []
+
+    def add(self, result) -> None:
+        self.images += 1
+        self.faces += len(result.faces)
+        if result.error:
+            self.failed.append(result.error)
+        if not self.table:
+            if result.error:
+                err_console.print(f"[red]✗[/red] {escape(result.error)}")
+            return
+        _print_result(result, self.attributes)
+        for face in result.faces if self.explain else []:
+            text = face.explanation or "no face mesh fitted this face: no action-unit evidence"
+            console.print(f"[bold]#{face.index}[/bold] {escape(text)}")
+        for face in result.faces if self.describe else []:
+            console.print(f"[bold]#{face.index}[/bold] {escape(_describe_line(face.description))}")
+
+    def summary(self) -> None:
+        """Print the counts and every failure; exit 1 when any image failed."""
+        err_console.print(f"{self.images} image(s), {self.faces} face(s), {len(self.failed)} failed")
+        if self.failed:
+            err_console.print("[red]failed:[/red]")
+            for error in self.failed:
+                err_console.print(f"  {escape(error)}")
+            raise typer.Exit(1)
 
 
 @app.command()

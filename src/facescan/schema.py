@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -133,45 +132,6 @@ def result_rows(results: Iterable[ImageResult]) -> list[dict]:
     return rows
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    cols: dict[str, None] = {}
-    for row in rows:
-        cols.update(dict.fromkeys(row))
-    return list(cols)
-
-
-def write_json(results: Sequence[ImageResult], path: str | Path) -> None:
-    """All results as one JSON array."""
-    Path(path).write_text(json.dumps([r.model_dump(mode="json") for r in results], indent=2), encoding="utf-8")
-
-
-def write_jsonl(results: Iterable[ImageResult], path: str | Path) -> None:
-    """One JSON object per line, one line per image."""
-    with Path(path).open("w", encoding="utf-8") as f:
-        for r in results:
-            f.write(r.model_dump_json() + "\n")
-
-
-def write_csv(results: Iterable[ImageResult], path: str | Path) -> None:
-    """One row per face (see :func:`result_rows`)."""
-    rows = result_rows(results)
-    with Path(path).open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=_columns(rows))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def write_parquet(results: Iterable[ImageResult], path: str | Path) -> None:
-    """One row per face, as Parquet (needs pyarrow)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = result_rows(results)
-    cols = _columns(rows)
-    table = pa.Table.from_pylist([{c: row.get(c) for c in cols} for row in rows])
-    pq.write_table(table, str(path))
-
-
 def read_jsonl(path: str | Path) -> list[ImageResult]:
     """Read results written by :func:`write_jsonl`."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -182,5 +142,3 @@ def read_json(path: str | Path) -> list[ImageResult]:
     """Read results written by :func:`write_json`."""
     return [ImageResult.model_validate(d) for d in json.loads(Path(path).read_text(encoding="utf-8"))]
 
-
-WRITERS = {"json": write_json, "jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}

@@ -1,0 +1,197 @@
+"""Result files written while a run goes on, so a killed run keeps what it finished.
+
+JSONL gets one line per image as each result arrives. JSON, CSV and Parquet are whole-file formats:
+they are rewritten atomically (a temporary file, then ``os.replace``) from time to time and at the
+end, never left half-written. Rewrites are spaced so that they cost at most about a tenth of the run
+(at least :data:`CHECKPOINT_SECONDS` apart, and ten times as long as the last rewrite took).
+
+With ``resume=True`` the files already there are read back first: their images are reported by
+:attr:`ResultOutputs.done` so the caller can skip them, and new results are added to them.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from facescan.schema import ImageResult, result_rows
+
+FORMATS = ("json", "jsonl", "csv", "parquet")
+CHECKPOINT_SECONDS = 5.0
+
+
+class OutputError(ValueError):
+    """An output cannot be written; the message names the file and the problem."""
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Create ``path``'s folder and prove the file can be written there, before any work starts."""
+    if path.is_dir():
+        raise OutputError(f"{what} {path}: is a folder; name a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(path.name + ".facescan-tmp")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{what} {path}: cannot be written ({e.strerror or e})") from None
+
+
+class ResultOutputs:
+    """The result files of one run: ``{"csv": Path, …}``; call :meth:`add` per result, then :meth:`close`."""
+
+    def __init__(self, paths: Mapping[str, Path], resume: bool = False):
+        self.paths = {fmt: Path(p) for fmt, p in paths.items() if p is not None}
+        for fmt, path in self.paths.items():
+            if fmt not in FORMATS:
+                raise OutputError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
+            check_writable(path, f"--{fmt}")
+        self.resume = resume
+        self._records: list[dict] = []  # JSON records (model_dump) for the JSON output
+        self._tables: dict[str, list[dict]] = {f: [] for f in ("csv", "parquet") if f in self.paths}  # table rows
+        self.done: set[str] = set()  # sources already in every output (resume)
+        self._present: dict[str, set[str]] = {fmt: set() for fmt in self.paths}  # per output, on resume
+        self._jsonl = None
+        self._dirty = False
+        self._last = time.monotonic()
+        self._cost = 0.0
+        if resume:
+            self._read_existing()
+        if "jsonl" in self.paths:
+            self._jsonl = self.paths["jsonl"].open("a" if resume else "w", encoding="utf-8")
+
+    def _read_existing(self) -> None:
+        for fmt, path in self.paths.items():
+            if path.exists():
+                try:
+                    self._present[fmt] = self._load(fmt, path)
+                except (OSError, ValueError, KeyError) as e:
+                    raise OutputError(f"--resume: {path} cannot be read back ({e}); move it away to start over") \
+                        from None
+        self.done = set.intersection(*self._present.values()) if self._present else set()
+
+    def _load(self, fmt: str, path: Path) -> set[str]:
+        if fmt == "jsonl":
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return {json.loads(line)["source"] for line in lines}
+        if fmt == "json":
+            self._records = json.loads(path.read_text(encoding="utf-8"))
+            return {r["source"] for r in self._records}
+        if fmt == "csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(str(path)).to_pylist()
+        self._tables[fmt] = rows
+        return {r["source"] for r in rows}
+
+    def add(self, result: ImageResult) -> None:
+        """Record one result (JSONL at once; the other files at the next checkpoint); an output that
+        already holds this image (a resumed run) is left as it is."""
+        new = {fmt for fmt in self.paths if result.source not in self._present[fmt]}
+        if self._jsonl is not None and "jsonl" in new:
+            self._jsonl.write(result.model_dump_json() + "\n")
+            self._jsonl.flush()
+        if "json" in new:
+            self._records.append(result.model_dump(mode="json"))
+        if new & set(self._tables):
+            rows = result_rows([result])
+            for fmt in new & set(self._tables):
+                self._tables[fmt].extend(rows)
+        self._dirty = True
+        if time.monotonic() - self._last >= max(CHECKPOINT_SECONDS, 10 * self._cost):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Rewrite the whole-file outputs with every result so far (atomically)."""
+        if not self._dirty:
+            return
+        started = time.monotonic()
+        for fmt, path in self.paths.items():
+            if fmt != "jsonl":
+                tmp = path.with_name(path.name + ".facescan-tmp")
+                getattr(self, f"_write_{fmt}")(tmp)
+                os.replace(tmp, path)
+        self._dirty = False
+        self._last = time.monotonic()
+        self._cost = self._last - started
+
+    def close(self) -> None:
+        """Write everything and close the files."""
+        self.checkpoint()
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+
+    def __enter__(self) -> ResultOutputs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self._records, indent=2), encoding="utf-8")
+
+    def _write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=_columns(self._tables["csv"]))
+            writer.writeheader()
+            writer.writerows(self._tables["csv"])
+
+    def _write_parquet(self, path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self._tables["parquet"]
+        cols = _columns(rows)
+        pq.write_table(pa.Table.from_pylist([{c: row.get(c) for c in cols} for row in rows]), str(path))
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    cols: dict[str, None] = {}
+    for row in rows:
+        cols.update(dict.fromkeys(row))
+    return list(cols)
+
+
+def write_results(results: Iterable[ImageResult], path: str | Path, fmt: str) -> None:
+    """Write ``results`` to one file in format ``fmt`` (json, jsonl, csv or parquet)."""
+    with ResultOutputs({fmt: Path(path)}) as out:
+        for r in results:
+            out.add(r)
+
+
+#: format → ``writer(results, path)``
+WRITERS = {fmt: functools.partial(write_results, fmt=fmt) for fmt in FORMATS}
+
+
+def annotation_paths(target: Path, sources: list[Path]) -> dict[str, Path]:
+    """Where ``--annotate`` draws each input: ``target`` itself for one input named as a file, else
+    ``target/<stem>.annotated.jpg`` with ``-2``, ``-3``… where stems repeat. Checked before work starts."""
+    if len(sources) == 1 and target.suffix and not target.is_dir():
+        check_writable(target, "--annotate")
+        return {str(sources[0]): target}
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"--annotate {target}: is a file; with several inputs, name a folder")
+    taken: set[str] = set()
+    out = {}
+    for source in sources:
+        stem, k = source.stem, 1
+        name = f"{stem}.annotated.jpg"
+        while name in taken:
+            k += 1
+            name = f"{stem}-{k}.annotated.jpg"
+        if len(name.encode()) > 255:
+            raise OutputError(f"--annotate: the picture of {source} would be named {name[:40]}…, "
+                              "longer than file names may be (255 bytes); rename the input")
+        taken.add(name)
+        out[str(source)] = target / name
+    check_writable(target / ".facescan-probe", "--annotate")
+    return out
