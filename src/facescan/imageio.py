@@ -1,14 +1,19 @@
 """Safe image loading: any input becomes an upright 8-bit RGB array, or a clear error.
 
 Handles paths, bytes, numpy arrays and PIL images; EXIF orientation; grayscale, RGBA,
-palette, CMYK and 16-bit images; truncated, empty and non-image files; decompression
-bombs; and very large photos (decoded, then downscaled for detection with the scale
-recorded so boxes are reported in the original pixel coordinates).
+palette, CMYK and 16-bit images; truncated, empty, corrupt and non-image files (whatever the
+decoder raises, the input gets an :class:`ImageLoadError`); FIFOs, devices and broken links
+(refused without being opened); decompression bombs; and very large photos (decoded, then
+downscaled for detection with the scale recorded so boxes are reported in the original pixel
+coordinates).
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 #: Refuse images above this many pixels before decoding them (decompression-bomb guard).
 MAX_PIXELS = 100_000_000
@@ -72,13 +77,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))  # float images may hold NaN or infinities
         lo, hi = float(arr.min()), float(arr.max())
         if mode.startswith("I;16"):
             lo, hi = 0.0, 65535.0
         elif hi <= lo:
             hi = lo + 1
-        arr = np.clip((arr - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        with np.errstate(all="ignore"):  # a range wider than float64 gives NaN, mapped to 0 below
+            arr = np.nan_to_num(np.clip((arr - lo) / (hi - lo) * 255.0 + 0.5, 0, 255)).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
     if mode == "P" or mode == "PA":
         img = img.convert("RGBA")
@@ -93,6 +99,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.size == 0:
         raise ImageLoadError(name, "empty array")
+    if arr.dtype.kind in "uf" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype == np.uint16:
         arr = (arr / 257.0 + 0.5).astype(np.uint8)
     elif arr.dtype in (np.float32, np.float64):
@@ -109,75 +117,170 @@ def _array_to_rgb(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 3:
         return np.ascontiguousarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 4:
-        return np.asarray(_to_rgb(Image.fromarray(arr, "RGBA")))
+        return np.asarray(_to_rgb(Image.fromarray(np.ascontiguousarray(arr), "RGBA")))
     raise ImageLoadError(name, f"array of shape {arr.shape} is not an image (want HxW, HxWx1, HxWx3 or HxWx4)")
 
 
-def _open(source: ImageSource, name: str) -> Image.Image:
-    if isinstance(source, Image.Image):
-        return source
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise ImageLoadError(name, "file not found")
-        if path.is_dir():
-            raise ImageLoadError(name, "is a folder, not an image file")
-        size = path.stat().st_size
-        if size == 0:
-            raise ImageLoadError(name, "file is empty")
-        if size > MAX_BYTES:
-            raise ImageLoadError(name, f"file is {size / 1e6:.0f} MB, over the {MAX_BYTES / 1e6:.0f} MB limit")
-        data: bytes | Path = path
-    else:
-        if len(source) == 0:
-            raise ImageLoadError(name, "no data (0 bytes)")
-        if len(source) > MAX_BYTES:
-            raise ImageLoadError(name, f"{len(source) / 1e6:.0f} MB of data, over the {MAX_BYTES / 1e6:.0f} MB limit")
-        data = bytes(source)
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device"}
+
+
+def _stat_file(path: Path, name: str) -> None:
+    """Raise unless ``path`` is a regular file of an acceptable size; never opens it."""
     try:
-        with warnings.catch_warnings():
-            # the pixel limit is checked (and reported) by load_image itself
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
-    except UnidentifiedImageError:
-        raise ImageLoadError(name, "not a recognized image format (JPEG, PNG, WebP, BMP, TIFF, GIF…)") from None
-    except Image.DecompressionBombError as e:
-        raise ImageLoadError(name, f"refused as a decompression bomb ({e})") from None
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise ImageLoadError(name, f"broken link (its target {os.readlink(path)} does not exist)") from None
+        raise ImageLoadError(name, "file not found") from None
+    except PermissionError:
+        raise ImageLoadError(name, "permission denied") from None
+    except (OSError, ValueError) as e:  # ELOOP, ENAMETOOLONG, embedded NUL…
+        problem = "broken link (a loop of links)" if getattr(e, "errno", None) == errno.ELOOP else "cannot read file"
+        raise ImageLoadError(name, f"{problem} ({_short(e)})") from None
+    if stat.S_ISDIR(st.st_mode):
+        if os.path.islink(path):
+            raise ImageLoadError(name, "is a link to a folder, not an image file (links to folders are not followed)")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise ImageLoadError(name, "is a folder that cannot be read (permission denied)")
+        raise ImageLoadError(name, "is a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "a special file")
+        raise ImageLoadError(name, f"not a regular file ({kind}); only regular files are read")
+    if st.st_size == 0:
+        raise ImageLoadError(name, "file is empty")
+    if st.st_size > MAX_BYTES:
+        raise ImageLoadError(name, f"file is {st.st_size / 1e6:.0f} MB, over the {MAX_BYTES / 1e6:.0f} MB limit")
+
+
+def _read_file(path: Path, name: str) -> bytes:
+    """The bytes of a regular file; FIFOs, devices and sockets are refused without blocking on them."""
+    _stat_file(path, name)
+    try:
+        # O_NONBLOCK: should the path have become a FIFO since the check, opening it must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise ImageLoadError(name, "permission denied") from None
     except OSError as e:
-        raise ImageLoadError(name, f"cannot read image: {e}") from None
+        raise ImageLoadError(name, f"cannot open file ({_short(e)})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageLoadError(name, "not a regular file; only regular files are read")
+        try:
+            data = f.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise ImageLoadError(name, f"cannot read file ({_short(e)})") from None
+    if not data:
+        raise ImageLoadError(name, "file is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageLoadError(name, f"file is over the {MAX_BYTES / 1e6:.0f} MB limit")
+    return data
+
+
+def _source_bytes(source: ImageSource, name: str) -> bytes:
+    if isinstance(source, (str, Path)):
+        return _read_file(Path(source), name)
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        raise ImageLoadError(name, f"unsupported input type {type(source).__name__} "
+                                   "(use a path, bytes, a numpy array or a PIL image)")
+    data = bytes(source)
+    if not data:
+        raise ImageLoadError(name, "no data (0 bytes)")
+    if len(data) > MAX_BYTES:
+        raise ImageLoadError(name, f"{len(data) / 1e6:.0f} MB of data, over the {MAX_BYTES / 1e6:.0f} MB limit")
+    return data
+
+
+def _short(e: BaseException, limit: int = 200) -> str:
+    """An exception as one printable line of at most ``limit`` characters."""
+    text = str(e) or type(e).__name__
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit * 2])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _problem(e: Exception, reading: str) -> str:
+    """What a decoder's exception means for the user; ``reading`` prefixes plain read errors."""
+    if isinstance(e, UnidentifiedImageError):
+        return "not a recognized image format (JPEG, PNG, WebP, BMP, TIFF, GIF…)"
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"refused as a decompression bomb ({_short(e)})"
+    if isinstance(e, MemoryError):
+        return "too large to decode in the memory available"
+    if isinstance(e, ValueError) and "Decompressed Data Too Large" in str(e):
+        return "refused: its compressed text metadata is over Pillow's 1 MB safety limit (Decompressed Data Too Large)"
+    if isinstance(e, (OSError, SyntaxError, EOFError)):
+        return f"{reading} ({_short(e)})"
+    return f"corrupt or unsupported image data ({type(e).__name__}: {_short(e)})"
+
+
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_90}
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; unreadable EXIF leaves the pixels as stored, as image viewers do."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:
+        return img
+    method = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    return img.transpose(method) if method is not None else img
+
+
+def _check_size(img: Image.Image, name: str) -> None:
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageLoadError(name, f"{w}x{h} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
+    if w <= 0 or h <= 0:
+        raise ImageLoadError(name, "image has zero width or height")
+
+
+def _decode(source: Image.Image | bytes, name: str) -> tuple[np.ndarray, str]:
+    """Upright RGB pixels and the original mode; any decoder failure becomes an :class:`ImageLoadError`."""
+    with warnings.catch_warnings():
+        # only "ignore" filters here: catch_warnings is not thread-safe, and a leaked "ignore" changes no result.
+        # The pixel limit is checked (and reported) by _check_size; Pillow's own bomb *errors* still raise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "corrupt EXIF data" and the like: the pixels decide
+        try:
+            img = source if isinstance(source, Image.Image) else Image.open(io.BytesIO(source))
+        except ImageLoadError:
+            raise
+        except Exception as e:
+            raise ImageLoadError(name, _problem(e, "cannot read image")) from None
+        try:
+            _check_size(img, name)
+            mode = img.mode
+            img.load()
+            img = _to_rgb(_upright(img))
+            _check_size(img, name)
+            return np.asarray(img, dtype=np.uint8), mode
+        except ImageLoadError:
+            raise
+        except Exception as e:
+            raise ImageLoadError(name, _problem(e, "corrupt or truncated image data")) from None
 
 
 def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str | None = None,
                keep_original: bool = False) -> LoadedImage:
     """Decode ``source`` into an upright RGB :class:`LoadedImage`, or raise :class:`ImageLoadError`.
 
-    ``keep_original`` keeps the full-resolution pixels in ``original`` as well (for drawing)."""
+    Every failure to read the input (missing, special or unreadable file, any decoder exception)
+    raises :class:`ImageLoadError` naming the input. ``keep_original`` keeps the full-resolution
+    pixels in ``original`` as well (for drawing)."""
     name = name or describe_source(source)
     if isinstance(source, np.ndarray):
-        pixels = _array_to_rgb(source, name)
-        h, w = pixels.shape[:2]
-        mode = f"array:{source.dtype}"
-        original_size = (w, h)
-    else:
-        img = _open(source, name)
-        w, h = img.size
-        if w * h > MAX_PIXELS:
-            raise ImageLoadError(name, f"{w}x{h} pixels is over the {MAX_PIXELS:,} pixel limit (decompression bomb?)")
-        if w == 0 or h == 0:
-            raise ImageLoadError(name, "image has zero width or height")
-        mode = img.mode
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img.load()
-                img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img)
-            pixels = np.asarray(img, dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ImageLoadError(name, f"corrupt or truncated image data ({e})") from None
-        except Image.DecompressionBombWarning as e:
-            raise ImageLoadError(name, f"refused as a decompression bomb ({e})") from None
-        original_size = (pixels.shape[1], pixels.shape[0])
+            pixels = _array_to_rgb(source, name)
+        except ImageLoadError:
+            raise
+        except Exception as e:
+            raise ImageLoadError(name, f"unusable array ({type(e).__name__}: {_short(e)})") from None
+        mode = f"array:{source.dtype}"
+    else:
+        pixels, mode = _decode(source if isinstance(source, Image.Image) else _source_bytes(source, name), name)
+    original_size = (pixels.shape[1], pixels.shape[0])
     scale = 1.0
     full = np.ascontiguousarray(pixels) if keep_original else None
     longest = max(pixels.shape[:2])
@@ -193,17 +296,33 @@ def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str |
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus every non-hidden file below each folder (sorted).
+    """Paths named directly, plus every non-hidden entry below each folder that is not a folder (sorted).
 
-    Non-image files inside folders are kept: they get a per-file error rather than vanishing.
+    Nothing below a folder vanishes: non-image files, FIFOs, sockets, device links, broken links and
+    links to folders are all listed, so each gets its own error from :func:`load_image`. Entries are
+    never opened; links to folders are not followed (no loops); an unreadable subfolder is listed itself.
     """
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(
-                f for f in sorted(p.rglob("*"))
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
+            out.extend(sorted(_entries_below(p)))
         else:
             out.append(p)
     return out
+
+
+def _entries_below(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    unreadable: list[Path] = []
+
+    def on_error(e: OSError) -> None:
+        if e.filename is not None:
+            unreadable.append(Path(e.filename))
+
+    for root, dirs, files in os.walk(folder, onerror=on_error):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        base = Path(root)
+        # os.walk puts links to folders among ``dirs`` without following them; they are entries too
+        found.extend(base / d for d in dirs if (base / d).is_symlink())
+        found.extend(base / f for f in files if not f.startswith("."))
+    return found + unreadable

@@ -50,7 +50,10 @@ class Analyzed:
 
 
 @dataclass
-class _Pending:
+class Prepared:
+    """An image after stage 1 (decoded and detected): its result with faces and boxes but no
+    attributes yet, and what the backend will see of each face."""
+
     result: ImageResult
     inputs: list[FaceInput] = field(default_factory=list)
     started: float = 0.0
@@ -91,12 +94,13 @@ class Analyzer:
         self._vlm_explains = self.explainer is not None and hasattr(self.backend, "ask_image")
 
     # -- stage 1: load and detect (runs in worker threads) --------------------------------
-    def _prepare(self, source: ImageSource, keep_image: bool = False) -> _Pending:
+    def prepare(self, source: ImageSource, keep_image: bool = False) -> Prepared:
+        """Stage 1: decode and detect one image (an error is recorded on the result, never raised)."""
         started = time.perf_counter()
         name = describe_source(source)
         detector = None if self.crops else self.detector.name
         result = ImageResult(source=name, detector=detector, backend=self.backend.name)
-        pending = _Pending(result, started=started)
+        pending = Prepared(result, started=started)
         try:
             image = load_image(source, name=name, keep_original=keep_image)
         except ImageLoadError as e:
@@ -144,7 +148,8 @@ class Analyzer:
         return pending
 
     # -- stage 2: one backend call for the faces of many images ---------------------------
-    def _predict(self, batch: list[_Pending]) -> None:
+    def predict(self, batch: list[Prepared]) -> None:
+        """Stage 2: one backend call for the faces of many prepared images; fills their results."""
         inputs = [fi for p in batch for fi in p.inputs]
         if not inputs:
             return
@@ -178,7 +183,7 @@ class Analyzer:
             face.action_units, face.explanation = self.explainer.explain(face_input.chip, emotion.label,
                                                                          emotion.label_set)
 
-    def _describe(self, pending: _Pending) -> None:
+    def _describe(self, pending: Prepared) -> None:
         inputs = pending.inputs
         try:
             found = self.describer.describe(inputs[0].image, [fi.box for fi in inputs], [fi.keypoints for fi in inputs])
@@ -218,14 +223,14 @@ class Analyzer:
         sources = iter(sources)
         own = executor is None and workers > 1
         pool = ThreadPoolExecutor(max_workers=workers) if own else executor
-        prepare = functools.partial(self._prepare, keep_image=keep_images)
+        prepare = functools.partial(self.prepare, keep_image=keep_images)
         try:
             while True:
                 chunk = [s for _, s in zip(range(self.batch_images), sources)]
                 if not chunk:
                     break
                 pending = list(pool.map(prepare, chunk)) if pool else [prepare(s) for s in chunk]
-                self._predict(pending)
+                self.predict(pending)
                 for p in pending:
                     p.result.seconds = round(time.perf_counter() - p.started, 4)
                     yield Analyzed(p.result, p.image)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +15,12 @@ import numpy as np
 from facescan import __version__, taxonomy
 from facescan.evaluate.fairness import group_accuracy, groupings_for
 from facescan.evaluate.metrics import attribute_metrics
+from facescan.evaluate.lock import run_lock
 from facescan.evaluate.store import RunStore
+
+
+EXIT_DEGRADED = 3
+"""``facescan eval``'s exit status for a run that finished with too few valid answers (see :func:`run_problems`)."""
 
 
 def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequence[str] | None = None,
@@ -21,17 +28,57 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
              progress: bool = True, n_resamples: int = 1000) -> dict:
     """Evaluate ``backend`` on ``dataset`` (``KIND:PATH``) and write the run folder ``out``.
 
-    The folder holds ``predictions.sqlite`` (every prediction, written batch by batch),
-    ``metrics.json`` and the report. Running again on the same folder resumes: items already
-    predicted are not recomputed.
+    The folder holds ``predictions.sqlite`` (the run's set-up in one transaction, then every prediction,
+    written batch by batch), the report and, written last, ``metrics.json``. Running again on the same
+    folder resumes: items already predicted are not recomputed. One run at a time writes a folder
+    (:func:`~facescan.evaluate.lock.run_lock`); a folder holding a run of other settings is refused.
+    Raises ``ValueError`` (``StoreError``, ``RunLocked``, ``RunMismatch`` among them) for what cannot run.
     """
-    from facescan.backends.base import load_backend
     from facescan.datasets import open_dataset
-    from facescan.pipeline import Analyzer
 
     samples = open_dataset(dataset, split, limit=limit, seed=seed, stratify=stratify)
     if not samples:
         raise ValueError(f"{dataset} ({split}) has no items")
+    out = Path(out)
+    with run_lock(out):
+        store = RunStore(out / "predictions.sqlite")  # a corrupt file is refused before the backend loads
+        try:
+            analyzer, wanted, label_sets = _analyzer(dataset, backend, attributes, samples)
+            identity = {"dataset": dataset, "split": split, "backend": backend, "attributes": wanted,
+                        "limit": limit, "seed": seed, "stratify": stratify}
+            store.set_up(identity, [(s.id, s.labels, s.exact_age) for s in samples], label_sets=label_sets,
+                         started=_now(), facescan_version=__version__)
+            done = store.done(backend, wanted)
+            todo = [s for s in samples if s.id not in done]
+            with _progress(progress, f"eval {backend} on {dataset.split(':')[0]}/{split}", len(samples),
+                           len(samples) - len(todo)) as advance:
+                for start in range(0, len(todo), batch_size):
+                    chunk = todo[start : start + batch_size]
+                    store.add_predictions(_predict_chunk(analyzer, chunk, backend, wanted))
+                    advance(len(chunk))
+            metrics = score_run(store, n_resamples=n_resamples, seed=seed)
+            store.set_meta(finished=_now())
+            metrics["meta"] = {**store.meta(), **_described(store, backend)}
+        finally:
+            store.close()
+        metrics = json_safe(metrics)
+        from facescan.evaluate.report import write_report, write_text_atomic
+
+        write_report(metrics, out)
+        # Last: a folder with metrics.json holds a finished run with its whole report.
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
+    return metrics
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _analyzer(dataset: str, backend: str, attributes: Sequence[str] | None, samples: list):
+    """The backend's Analyzer, the attributes to evaluate, and the label set of every attribute the data labels."""
+    from facescan.backends.base import load_backend
+    from facescan.pipeline import Analyzer
+
     labelled = [a for a in taxonomy.ATTRIBUTES if any(a in s.labels for s in samples)]
     model = load_backend(backend)
     wanted = list(attributes) if attributes else [a for a in labelled if a in model.supported_attributes()]
@@ -40,37 +87,22 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
         raise ValueError(f"{dataset} has no {', '.join(missing)} labels")
     if not wanted:
         raise ValueError(f"backend {backend} predicts none of the attributes {dataset} is labelled with")
-    analyzer = Analyzer(backend=model, attributes=wanted, crops=True)
-
-    store = RunStore(Path(out) / "predictions.sqlite")
-    identity = {"dataset": dataset, "split": split, "backend": backend, "attributes": wanted, "limit": limit,
-                "seed": seed, "stratify": stratify}
-    previous = store.meta().get("identity")
-    if previous is not None and previous != identity:
-        raise ValueError(f"{out} holds another run ({previous}); choose another --out folder")
     label_sets = {a: next(s.label_sets[a] for s in samples if a in s.labels) for a in labelled}
-    if previous is None:
-        store.set_meta(identity=identity, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                       facescan_version=__version__, label_sets=label_sets, n_items=len(samples))
-        store.add_items([(s.id, s.labels, s.exact_age) for s in samples])
-    done = store.done(backend, wanted)
-    todo = [s for s in samples if s.id not in done]
+    return Analyzer(backend=model, attributes=wanted, crops=True), wanted, label_sets
 
-    with _progress(progress, f"eval {backend} on {dataset.split(':')[0]}/{split}", len(samples),
-                   len(samples) - len(todo)) as advance:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            store.add_predictions(_predict_chunk(analyzer, chunk, backend, wanted))
-            advance(len(chunk))
-    metrics = score_run(store, n_resamples=n_resamples, seed=seed)
-    store.set_meta(finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    metrics["meta"] = {**store.meta(), **_described(store, backend)}
-    store.close()
-    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    from facescan.evaluate.report import write_report
 
-    write_report(metrics, Path(out))
-    return metrics
+def json_safe(value):
+    """``value`` with tuples as lists, numpy numbers as Python numbers, and NaN or infinities as None:
+    what ``json.dumps(..., allow_nan=False)`` writes, and what a reread ``metrics.json`` holds."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @contextlib.contextmanager
@@ -142,43 +174,91 @@ def _to_set(pred: dict, target: str) -> str | None:
 
 
 def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics and fairness breakdowns of a stored run (also used to re-score without predicting)."""
+    """Metrics and fairness breakdowns of a stored run (also used to re-score without predicting).
+
+    ``problems`` lists what makes the run unusable (:func:`run_problems`); ``mean_accuracy`` is None
+    when no attribute could be scored.
+    """
     meta = store.meta()
     identity = meta["identity"]
     items = store.items()
     preds = store.predictions(identity["backend"], parse_probabilities=False)
     out: dict = {"attributes": {}}
     for attr in identity["attributes"]:
-        truth_set = meta["label_sets"][attr]
         rows = [(it, preds.get((it["id"], attr))) for it in items if attr in it["labels"]]
-        failed = sum(1 for _, p in rows if p is None or (p["error"] or "").startswith("image:"))
-        rows = [(it, p) for it, p in rows if p is not None and not (p["error"] or "").startswith("image:")]
-        if not rows:
-            out["attributes"][attr] = {"n": 0, "failed_images": failed}
-            continue
-        pred_set = next((p["label_set"] for _, p in rows if p["label_set"]), truth_set)
-        common = _common_set(truth_set, pred_set)
-        y_true, y_pred, ages, kept = [], [], [], []
-        for it, p in rows:
-            t = taxonomy.map_label(it["labels"][attr], truth_set, common)
-            if t is None:
-                continue  # this truth has no equivalent in the predictions' label set
-            y_true.append(t)
-            y_pred.append(_to_set(p, common))
-            ages.append(it["exact_age"])
-            kept.append(it)
-        m = attribute_metrics(y_true, y_pred, common, ages, n_resamples=n_resamples, seed=seed)
-        m["failed_images"] = failed
-        m["prediction_label_set"] = pred_set
-        m["fairness"] = {}
-        for grouping in groupings_for([it["labels"] for it in kept]):
-            groups = ["/".join(it["labels"][k] for k in grouping) for it in kept]
-            sets = [taxonomy.label_set(meta["label_sets"][k]) for k in grouping]
-            order = sorted(set(groups), key=lambda g: [ls.index(p) for ls, p in zip(sets, g.split("/"))])
-            m["fairness"][" × ".join(grouping)] = group_accuracy(
-                y_true, y_pred, groups, taxonomy.label_set(common).labels, n_resamples=n_resamples, seed=seed,
-                order=order)
-        out["attributes"][attr] = m
+        out["attributes"][attr] = _score_attribute(attr, rows, meta["label_sets"], n_resamples, seed)
     out["n_items"] = len(items)
-    out["mean_accuracy"] = float(np.mean([m["accuracy"] for m in out["attributes"].values() if m.get("n")]))
+    scored = [m["accuracy"] for m in out["attributes"].values() if m.get("n")]
+    out["mean_accuracy"] = float(np.mean(scored)) if scored else None
+    out["problems"] = run_problems(out["attributes"])
     return out
+
+
+def _failed(p: dict | None) -> bool:
+    return p is None or (p["error"] or "").startswith("image:")
+
+
+def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets: dict[str, str],
+                     n_resamples: int, seed: int) -> dict:
+    """One attribute's metrics and fairness over its (item, stored prediction) pairs."""
+    truth_set = label_sets[attr]
+    errors = Counter(_short(p["error"]) if p else "no prediction stored" for _, p in rows if _failed(p))
+    failed = sum(errors.values())
+    rows = [(it, p) for it, p in rows if not _failed(p)]
+    pred_set = next((p["label_set"] for _, p in rows if p["label_set"]), truth_set)
+    common = _common_set(truth_set, pred_set) if rows else truth_set
+    y_true, y_pred, ages, kept = [], [], [], []
+    for it, p in rows:
+        t = taxonomy.map_label(it["labels"][attr], truth_set, common)
+        if t is None:
+            continue  # this truth has no equivalent in the predictions' label set
+        y_true.append(t)
+        y_pred.append(_to_set(p, common))
+        ages.append(it["exact_age"])
+        kept.append(it)
+        if y_pred[-1] is None:
+            errors[_short(p["error"] or f"no {common} label for the answer {p['label']!r}")] += 1
+    if not y_true:
+        return {"n": 0, "failed_images": failed, "errors": _top(errors)}
+    m = attribute_metrics(y_true, y_pred, common, ages, n_resamples=n_resamples, seed=seed)
+    m["failed_images"] = failed
+    m["errors"] = _top(errors)
+    m["prediction_label_set"] = pred_set
+    m["fairness"] = {}
+    for grouping in groupings_for([it["labels"] for it in kept]):
+        groups = ["/".join(it["labels"][k] for k in grouping) for it in kept]
+        sets = [taxonomy.label_set(label_sets[k]) for k in grouping]
+        order = sorted(set(groups), key=lambda g: [ls.index(p) for ls, p in zip(sets, g.split("/"))])
+        m["fairness"][" × ".join(grouping)] = group_accuracy(
+            y_true, y_pred, groups, taxonomy.label_set(common).labels, n_resamples=n_resamples, seed=seed,
+            order=order)
+    return m
+
+
+def _short(error: str, limit: int = 200) -> str:
+    error = " ".join(str(error).split())
+    return error if len(error) <= limit else error[: limit - 1] + "…"
+
+
+def _top(errors: Counter, k: int = 3) -> dict[str, int]:
+    """The ``k`` most frequent error messages of an attribute's invalid answers and failed images."""
+    return dict(errors.most_common(k))
+
+
+def run_problems(attributes: dict[str, dict]) -> list[str]:
+    """Why a finished run's numbers cannot be trusted: every image of an attribute failed, or more than
+    half of an attribute's answers (failed images included) are invalid. Empty for a healthy run."""
+    problems = []
+    for attr, m in attributes.items():
+        n, failed = m.get("n") or 0, m.get("failed_images") or 0
+        total = n + failed
+        bad = failed + round((m.get("invalid_rate") or 0) * n)
+        top = next(iter(m.get("errors") or {}), None)
+        why = f" (most often: {top})" if top else ""
+        if total == 0:
+            problems.append(f"{attr}: no item could be scored")
+        elif failed == total:
+            problems.append(f"{attr}: every image failed{why}")
+        elif 2 * bad > total:
+            problems.append(f"{attr}: {bad} of {total} answers are invalid{why}")
+    return problems

@@ -110,13 +110,14 @@ class RunStore:
                 self._write_meta(identity=identity, n_items=len(items), **meta)
                 self._write_items(items)
             elif previous != identity:
-                raise RunMismatch(f"{self.path.parent} holds another run; its settings: {_differences(previous, identity)}"
-                                  "; choose another --out folder")
+                raise RunMismatch(f"{self.path.parent} holds another run; its settings: "
+                                  f"{_differences(previous, identity)}; choose another --out folder")
             else:
                 self._check_items(items)
 
     def _write_meta(self, **values) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            [(k, json.dumps(v)) for k, v in values.items()])
 
     def _write_items(self, items: list[tuple[str, dict, float | None]]) -> None:
         self.db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)",
