@@ -30,7 +30,7 @@ MAX_SIDE = 4096
 #: Refuse files larger than this many bytes.
 MAX_BYTES = 200 * 1024 * 1024
 
-ImageSource = Union[str, Path, bytes, bytearray, np.ndarray, Image.Image]
+ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
 
 class ImageLoadError(ValueError):
@@ -62,8 +62,8 @@ def describe_source(source: ImageSource) -> str:
     """A short name for an input, for messages and results."""
     if isinstance(source, (str, Path)):
         return str(source)
-    if isinstance(source, (bytes, bytearray)):
-        return f"<{len(source)} bytes>"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{memoryview(source).nbytes} bytes>"
     if isinstance(source, np.ndarray):
         return f"<array {'x'.join(map(str, source.shape))} {source.dtype}>"
     if isinstance(source, Image.Image):
@@ -77,13 +77,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))  # float images may hold NaN or infinities
-        lo, hi = float(arr.min()), float(arr.max())
-        if mode.startswith("I;16"):
-            lo, hi = 0.0, 65535.0
-        elif hi <= lo:
-            hi = lo + 1
-        with np.errstate(all="ignore"):  # a range wider than float64 gives NaN, mapped to 0 below
+        with np.errstate(all="ignore"):  # float images may hold NaN, infinities or a range wider than float64
+            arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+            lo, hi = float(arr.min()), float(arr.max())
+            if mode.startswith("I;16"):
+                lo, hi = 0.0, 65535.0
+            elif hi <= lo:
+                hi = lo + 1
             arr = np.nan_to_num(np.clip((arr - lo) / (hi - lo) * 255.0 + 0.5, 0, 255)).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
     if mode == "P" or mode == "PA":
@@ -136,8 +136,9 @@ def _stat_file(path: Path, name: str) -> None:
     except PermissionError:
         raise ImageLoadError(name, "permission denied") from None
     except (OSError, ValueError) as e:  # ELOOP, ENAMETOOLONG, embedded NUL…
-        problem = "broken link (a loop of links)" if getattr(e, "errno", None) == errno.ELOOP else "cannot read file"
-        raise ImageLoadError(name, f"{problem} ({_short(e)})") from None
+        if getattr(e, "errno", None) == errno.ELOOP:
+            raise ImageLoadError(name, "broken link (a loop of links)") from None
+        raise ImageLoadError(name, f"cannot read file ({_short(getattr(e, 'strerror', None) or e)})") from None
     if stat.S_ISDIR(st.st_mode):
         if os.path.islink(path):
             raise ImageLoadError(name, "is a link to a folder, not an image file (links to folders are not followed)")
@@ -162,14 +163,14 @@ def _read_file(path: Path, name: str) -> bytes:
     except PermissionError:
         raise ImageLoadError(name, "permission denied") from None
     except OSError as e:
-        raise ImageLoadError(name, f"cannot open file ({_short(e)})") from None
+        raise ImageLoadError(name, f"cannot open file ({_short(e.strerror or e)})") from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ImageLoadError(name, "not a regular file; only regular files are read")
         try:
             data = f.read(MAX_BYTES + 1)
         except OSError as e:
-            raise ImageLoadError(name, f"cannot read file ({_short(e)})") from None
+            raise ImageLoadError(name, f"cannot read file ({_short(e.strerror or e)})") from None
     if not data:
         raise ImageLoadError(name, "file is empty")
     if len(data) > MAX_BYTES:
@@ -191,9 +192,9 @@ def _source_bytes(source: ImageSource, name: str) -> bytes:
     return data
 
 
-def _short(e: BaseException, limit: int = 200) -> str:
-    """An exception as one printable line of at most ``limit`` characters."""
-    text = str(e) or type(e).__name__
+def _short(e: BaseException | str, limit: int = 200) -> str:
+    """An exception (or its text) as one printable line of at most ``limit`` characters."""
+    text = str(e) or type(e).__name__  # EOFError() and the like have no message
     text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit * 2])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -206,8 +207,8 @@ def _problem(e: Exception, reading: str) -> str:
         return f"refused as a decompression bomb ({_short(e)})"
     if isinstance(e, MemoryError):
         return "too large to decode in the memory available"
-    if isinstance(e, ValueError) and "Decompressed Data Too Large" in str(e):
-        return "refused: its compressed text metadata is over Pillow's 1 MB safety limit (Decompressed Data Too Large)"
+    if isinstance(e, ValueError) and "decompressed data too large" in str(e).lower():
+        return f"refused: its compressed text metadata is over Pillow's safety limit ({_short(e)})"
     if isinstance(e, (OSError, SyntaxError, EOFError)):
         return f"{reading} ({_short(e)})"
     return f"corrupt or unsupported image data ({type(e).__name__}: {_short(e)})"

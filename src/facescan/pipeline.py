@@ -106,6 +106,9 @@ class Analyzer:
         except ImageLoadError as e:
             result.error = str(e)
             return pending
+        except Exception as e:  # noqa: BLE001 - a loader bug is still this input's error, never the batch's
+            result.error = f"{name}: cannot load image ({type(e).__name__}: {e})"
+            return pending
         pending.image = image if keep_image else None
         result.width, result.height = image.original_size
         pixels = image.pixels
@@ -156,7 +159,11 @@ class Analyzer:
         asked = [a for a in self.attributes if not (self._vlm_explains and a == "emotion")]
         try:
             predictions = self.backend.predict(inputs, asked) if asked else [{} for _ in inputs]
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a backend failure is the images' error, not the run's
+            if sum(1 for p in batch if p.inputs) > 1:  # one image's faces must not fail the others: retry alone
+                for p in batch:
+                    self.predict([p])
+                return
             for p in batch:
                 if p.inputs:
                     p.result.error = f"{p.result.source}: backend {self.backend.name} failed: {e}"
