@@ -143,3 +143,26 @@ def test_built_in_path_does_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout
+
+
+def test_a_backend_failure_on_one_image_costs_only_that_image():
+    from facescan.pipeline import Analyzer
+    from facescan.schema import AttributePrediction
+
+    class Picky:
+        name = "picky"
+
+        def supported_attributes(self):
+            return ("gender",)
+
+        def predict(self, faces, attributes):
+            if any(f.chip.mean() > 250 for f in faces):
+                raise RuntimeError("cannot handle a white chip")
+            return [{"gender": AttributePrediction.from_probabilities("gender", "gender", [0.7, 0.3], "picky", "m")}
+                    for _ in faces]
+
+    images = [np.full((64, 64, 3), v, np.uint8) for v in (90, 255, 120, 30)]
+    results = list(Analyzer(backend=Picky(), attributes="gender", crops=True).analyze_many(images))
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert "cannot handle a white chip" in results[1].error
+    assert all(r.faces[0].attributes["gender"].label == "male" for r in results if r.ok)
