@@ -17,8 +17,7 @@ app = typer.Typer(help="Facial attribute recognition: age group, gender, race an
                   add_completion=False)
 train_app = typer.Typer(help="Train facescan's models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-eval_app = typer.Typer(help="Benchmark a backend on a labelled dataset (`facescan eval --dataset … --backend …`), "
-                            "or compare runs (`facescan eval compare RUN…`).")
+eval_app = typer.Typer()  # its help is eval_run's docstring (a Typer(help=) would hide the exit codes)
 app.add_typer(eval_app, name="eval")
 
 console = Console()
@@ -249,6 +248,12 @@ def serve(
     max_queue: int = typer.Option(64, "--max-queue", min=1, help="Requests waiting before 429."),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin "
                                           "(repeatable; CORS is off by default)."),
+    body_timeout: float = typer.Option(10.0, "--body-timeout", help="Seconds a request body may take to arrive "
+                                       "(408 and the connection closed after)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", help="Seconds a request's headers may take "
+                                         "to arrive (the connection is closed after)."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="A Host header value to serve besides "
+                                           "localhost, 127.0.0.1, [::1] and --host (repeatable; '*': any)."),
 ) -> None:
     """Serve the REST API and the web page."""
     import os
@@ -256,23 +261,32 @@ def serve(
     try:
         import uvicorn
 
-        from facescan.serve.app import ServeConfig, check_bind
+        from facescan.serve.app import ServeConfig, check_bind, is_loopback
     except ImportError as e:
         err_console.print("[red]error:[/red] facescan serve needs the serve extra "
                           f"(pip install 'facescan\\[serve]'): {escape(str(e))}")
         raise typer.Exit(2) from None
     config = ServeConfig(backends=backend, host=host, port=port, token=token, max_upload_mb=max_upload_mb,
                          max_pixels=max_pixels, request_timeout=timeout, max_batch=max_batch,
-                         batch_wait_ms=batch_wait_ms, max_queue=max_queue, cors_origins=cors_origin)
+                         batch_wait_ms=batch_wait_ms, max_queue=max_queue, cors_origins=cors_origin,
+                         body_timeout=body_timeout, header_timeout=header_timeout, allowed_hosts=allowed_host)
     try:
         check_bind(host, token)
     except ValueError as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
+    if not is_loopback(host) and not allowed_host:
+        err_console.print(f"note: requests are served for Host {', '.join(config.trusted_hosts)} only; "
+                          "add --allowed-host NAME for the name clients use (or '*')")
     os.environ["FACESCAN_SERVE_CONFIG"] = config.to_json()
-    # access_log off: request lines are not needed to run the service, and images are never logged
+    from facescan.serve.protocol import HeaderDeadlineProtocol
+
+    # access_log off: request lines are not needed to run the service, and images are never logged.
+    # HeaderDeadlineProtocol (uvicorn's h11 protocol) closes connections whose headers are late; h11
+    # bounds their size (16 KiB); idle keep-alive connections close after 5 s.
     uvicorn.run("facescan.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="info")
+                access_log=False, log_level="info", http=HeaderDeadlineProtocol, timeout_keep_alive=5,
+                h11_max_incomplete_event_size=16 * 1024)
 
 
 @app.command()
@@ -352,8 +366,17 @@ def eval_run(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Items per stored batch."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Evaluate a backend on a dataset: every prediction is stored (SQLite) as it is made, so an
-    interrupted run resumes; writes metrics.json, report.md and report.html into the run folder."""
+    """Benchmark a backend on a labelled dataset, or compare runs (`facescan eval compare RUN…`).
+
+    Every prediction is stored (SQLite) as it is made: a run interrupted or killed resumes when rerun with its --out.
+    The run folder gets report.md, report.html and, written last, metrics.json.
+    One run at a time writes a folder: a second is refused at once, as is a folder holding a run of other settings.
+
+    Exit status:
+      0  the run finished and its answers are mostly valid.
+      3  it finished (report written) but over half of an attribute's answers failed (e.g. a wrong API key).
+      2  it could not run: a bad option or dataset, --out busy or holding another run, a corrupt predictions.sqlite.
+    """
     if ctx.invoked_subcommand is not None:
         return
     if not dataset:
@@ -368,22 +391,23 @@ def eval_run(
     try:
         metrics = run_eval(dataset, split, backend, out, attrs, limit=limit, seed=seed, stratify=stratify,
                            batch_size=batch_size, progress=not quiet)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError, ImportError, PermissionError) as e:
         err_console.print(f"facescan eval: {escape(str(e))}")
         raise typer.Exit(2) from None
-    table = Table(title=f"{backend} on {dataset} ({split})")
-    for col in ("attribute", "n", "accuracy", "95% CI", "macro-F1", "±1 group", "invalid", "largest group gap"):
-        table.add_column(col)
-    for attr, m in metrics["attributes"].items():
-        if not m.get("n"):
-            continue
-        worst = max(m["fairness"].items(), key=lambda kv: kv[1]["largest_gap"], default=None)
-        gap = f"{worst[1]['largest_gap']:.3f} ({worst[0]})" if worst else "–"
-        table.add_row(attr, str(m["n"]), f"{m['accuracy']:.3f}", "[{:.3f}, {:.3f}]".format(*m["accuracy_ci95"]),
-                      f"{m['macro_f1']:.3f}", f"{m['within_one_group']:.3f}" if "within_one_group" in m else "–",
-                      f"{m['invalid_rate']:.3f}", gap)
+    from facescan.evaluate.report import SUMMARY_COLUMNS, summary_rows
+    from facescan.evaluate.runner import EXIT_DEGRADED
+
+    table = Table(*SUMMARY_COLUMNS, title=f"{backend} on {dataset} ({split})")
+    for row in summary_rows(metrics):
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     console.print(f"report: {out / 'report.html'} and {out / 'report.md'}")
+    if metrics.get("problems"):
+        for problem in metrics["problems"]:
+            err_console.print(f"facescan eval: {escape(problem)}")
+        err_console.print(f"facescan eval: the run finished but its numbers do not measure {escape(backend)} "
+                          f"(exit status {EXIT_DEGRADED}); see the report")
+        raise typer.Exit(EXIT_DEGRADED)
 
 
 @eval_app.command("compare")
@@ -396,7 +420,7 @@ def eval_compare(
 
     try:
         text = compare_markdown(runs)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         err_console.print(f"facescan eval compare: {escape(str(e))}")
         raise typer.Exit(2) from None
     from rich.markdown import Markdown

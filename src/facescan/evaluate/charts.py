@@ -18,8 +18,17 @@ ATTRIBUTE_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2")
 BLUES = np.array([[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]], float)
 
 
+def _unit(value) -> float | None:
+    """``value`` clamped to [0, 1]; None for a missing or undefined number (None, NaN)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), 1.0) if np.isfinite(value) else None
+
+
 def _blue(value: float) -> str:
-    x = min(max(value, 0.0), 1.0) * (len(BLUES) - 1)
+    x = (_unit(value) or 0.0) * (len(BLUES) - 1)
     i = min(int(x), len(BLUES) - 2)
     r, g, b = BLUES[i] + (BLUES[i + 1] - BLUES[i]) * (x - i)
     return f"#{int(r):02x}{int(g):02x}{int(b):02x}"
@@ -43,8 +52,8 @@ def _svg(width: float, height: float, body: list[str]) -> bytes:
 def confusion_svg(true_labels: list[str], predicted_labels: list[str], rates: np.ndarray, title: str) -> bytes:
     """Heatmap of a row-normalized confusion matrix (rows true, columns predicted), each cell labelled."""
     cell = 44
-    left = 30 + max(_width(s, 11) for s in true_labels)
-    bottom = 30 + 0.72 * max(_width(s, 11) for s in predicted_labels)  # labels at 45°
+    left = 30 + max((_width(s, 11) for s in true_labels), default=0)
+    bottom = 30 + 0.72 * max((_width(s, 11) for s in predicted_labels), default=0)  # labels at 45°
     top = 34
     w = left + cell * len(predicted_labels) + 20
     h = top + cell * len(true_labels) + bottom
@@ -53,7 +62,7 @@ def confusion_svg(true_labels: list[str], predicted_labels: list[str], rates: np
         for j, v in enumerate(row):
             x, y = left + j * cell, top + i * cell
             body.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{_blue(v)}"/>')
-            if v >= 0.005:  # empty cells stay blank
+            if (_unit(v) or 0.0) >= 0.005:  # empty cells stay blank
                 colour = "white" if v > 0.5 else "black"
                 body.append(_text(x + cell / 2, y + cell / 2, f"{v:.2f}", 10, extra=f'fill="{colour}"'))
     body.append(f'<rect x="{left}" y="{top}" width="{cell * len(predicted_labels)}" '
@@ -73,12 +82,13 @@ def group_bars_svg(panels: list[dict]) -> bytes:
     """Horizontal bars of accuracy per group with 95% interval whiskers, one panel per grouping.
 
     Each panel: ``{"title": str, "groups": [names], "series": {attribute: [(accuracy, (lo, hi)), …]}}``;
-    the attributes of a panel are drawn side by side in each group's row.
+    the attributes of a panel are drawn side by side in each group's row. An accuracy that is None
+    (or NaN) gets no bar, an interval that is None no whisker.
     """
-    attrs = list(panels[0]["series"])
+    attrs = list(dict.fromkeys(a for p in panels for a in p["series"]))
     bar, gap_rows, plot_w = 9, 8, 460
-    left = 20 + max(_width(g, 10) for p in panels for g in p["groups"])
-    row_h = bar * len(attrs) + gap_rows
+    left = 20 + max((_width(g, 10) for p in panels for g in p["groups"]), default=0)
+    row_h = bar * max(len(attrs), 1) + gap_rows
     w = left + plot_w + 30
     body: list[str] = []
     x0, y = left, 44
@@ -98,16 +108,27 @@ def group_bars_svg(panels: list[dict]) -> bytes:
             ry = y + r * row_h + gap_rows / 2
             body.append(_text(x0 - 6, ry + bar * len(attrs) / 2, name, 10, "end"))
             for k, attr in enumerate(attrs):
-                acc, (lo, hi) = panel["series"][attr][r]
-                by = ry + k * bar
-                tip = escape(f"{attr}, {name}: {acc:.3f} [{lo:.3f}, {hi:.3f}]")
-                body.append(f'<rect x="{x0}" y="{by:.1f}" width="{acc * plot_w:.1f}" height="{bar - 1}" '
-                            f'fill="{ATTRIBUTE_COLOURS[k % 4]}"><title>{tip}</title></rect>')
-                cy = by + (bar - 1) / 2
-                body.append(f'<path d="M{x0 + lo * plot_w:.1f} {cy:.1f}H{x0 + hi * plot_w:.1f}'
-                            f'M{x0 + lo * plot_w:.1f} {cy - 2:.1f}v4M{x0 + hi * plot_w:.1f} {cy - 2:.1f}v4" '
-                            'stroke="#222" stroke-width="0.8" fill="none"/>')
+                values = panel["series"].get(attr) or []
+                acc, ci = values[r] if r < len(values) else (None, None)
+                body += _bar(x0, ry + k * bar, bar, plot_w, acc, ci, ATTRIBUTE_COLOURS[k % 4], f"{attr}, {name}")
         body.append(f'<rect x="{x0}" y="{y}" width="{plot_w}" height="{height}" fill="none" stroke="#444"/>')
         y += height + 40
     body.append(_text(x0 + plot_w / 2, y - 14, "accuracy (95% bootstrap interval)", 11))
     return _svg(w, y, body)
+
+
+def _bar(x0: float, by: float, bar: float, plot_w: float, acc, ci, colour: str, what: str) -> list[str]:
+    """One accuracy bar with its interval whisker (nothing for an undefined accuracy or interval)."""
+    acc = _unit(acc)
+    if acc is None:
+        return []
+    lo, hi = (_unit(v) for v in ci) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
+    span = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    out = [f'<rect x="{x0}" y="{by:.1f}" width="{acc * plot_w:.1f}" height="{bar - 1}" '
+           f'fill="{colour}"><title>{escape(f"{what}: {acc:.3f}{span}")}</title></rect>']
+    if span:
+        cy = by + (bar - 1) / 2
+        out.append(f'<path d="M{x0 + lo * plot_w:.1f} {cy:.1f}H{x0 + hi * plot_w:.1f}'
+                   f'M{x0 + lo * plot_w:.1f} {cy - 2:.1f}v4M{x0 + hi * plot_w:.1f} {cy - 2:.1f}v4" '
+                   'stroke="#222" stroke-width="0.8" fill="none"/>')
+    return out

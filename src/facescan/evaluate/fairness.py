@@ -40,13 +40,13 @@ def group_accuracy(y_true: Sequence[str], y_pred: Sequence[str | None], groups: 
         c = correct[idx]
         table[name] = {"n": int(len(idx)), "accuracy": float(c.mean()),
                        "ci95": accuracy_ci(int(c.sum()), len(c), n_resamples, seed)}
-    accs = [row["accuracy"] for row in table.values()]
-    worst = min(table, key=lambda k: table[k]["accuracy"])
-    best = max(table, key=lambda k: table[k]["accuracy"])
+    accs = [row["accuracy"] for row in table.values()] or [float("nan")]  # no group: every number undefined
+    worst = min(table, key=lambda k: table[k]["accuracy"], default=None)
+    best = max(table, key=lambda k: table[k]["accuracy"], default=None)
     return {
         "groups": table,
-        "largest_gap": float(max(accs) - min(accs)),
-        "min_max_ratio": float(min(accs) / max(accs)) if max(accs) > 0 else None,
+        "largest_gap": float(max(accs) - min(accs)) if table else None,
+        "min_max_ratio": float(min(accs) / max(accs)) if table and max(accs) > 0 else None,  # None: all 0
         "worst_group": worst,
         "best_group": best,
         "equalized_odds_difference": equalized_odds_difference(yt, yp, g, labels),
@@ -75,6 +75,8 @@ def equalized_odds_difference(y_true: np.ndarray, y_pred: np.ndarray, groups: np
             tprs.append(tp / (tp + fn))  # NaN where a group has no positives of that class
             fprs.append(fp / (fp + tn))
     worst = 0.0
+    if not tprs:  # no group
+        return worst
     for rates in (np.array(tprs), np.array(fprs)):
         for c in range(k):
             vals = rates[:, c][~np.isnan(rates[:, c])]

@@ -14,10 +14,9 @@ import numpy as np
 
 from facescan import __version__, taxonomy
 from facescan.evaluate.fairness import group_accuracy, groupings_for
-from facescan.evaluate.metrics import attribute_metrics
 from facescan.evaluate.lock import run_lock
+from facescan.evaluate.metrics import attribute_metrics
 from facescan.evaluate.store import RunStore
-
 
 EXIT_DEGRADED = 3
 """``facescan eval``'s exit status for a run that finished with too few valid answers (see :func:`run_problems`)."""
@@ -142,7 +141,8 @@ def _described(store: RunStore, backend: str) -> dict:
 def _rows(item_id: str, backend: str, attributes: list[str], result, source) -> list[dict]:
     base = {"item_id": item_id, "backend": backend}
     if result is None or not result.ok or not result.faces:
-        error = str(source) if result is None else (result.error or "no face")
+        # the row's item id names the image: the message without its path is the same for every image
+        error = str(source) if result is None else (result.error or "no face").removeprefix(f"{result.source}: ")
         return [{**base, "attribute": a, "label": None, "label_set": "", "probabilities": {}, "raw": None,
                  "error": f"image: {error}", "model": None, "mode": None, "prompt": None} for a in attributes]
     preds = result.faces[0].attributes

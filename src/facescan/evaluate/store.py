@@ -79,7 +79,7 @@ class RunStore:
                 raise sqlite3.DatabaseError("; ".join(problems))
         self.db.executescript(_SCHEMA)
         for table, cols in _TABLES.items():
-            want = [c.split()[0] for c in cols.split(", ") if not c.startswith("PRIMARY")]
+            want = [c.split()[0] for c in cols.split(", PRIMARY KEY")[0].split(", ")]
             have = [r[1] for r in self.db.execute(f"PRAGMA table_info({table})")]
             if have != want:
                 raise sqlite3.DatabaseError(f"its {table} table has the columns {', '.join(have)}")
