@@ -13,12 +13,90 @@ pytest.importorskip("openai", reason="API backend tests need the api extra (open
 from facescan.backends.base import FaceInput, load_backend  # noqa: E402
 
 
+class FakeHandler(BaseHTTPRequestHandler):
+    """The FakeServer's request handler: ``self.fake`` is the FakeServer that scripts it."""
+
+    @property
+    def fake(self):
+        return self.server.fake
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.fake.lock:
+            self.fake.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
+                                      "goog": self.headers.get("x-goog-api-key")})
+            status = self.fake.script.pop(0) if self.fake.script else 200
+        if status != 200:
+            message = f"slow down ({self._credentials()})" if self.fake.echo else "slow down"
+            self._send(status, {"error": {"message": message, "code": status}},
+                       {"retry-after-ms": "10", "retry-after": "0"})
+            return
+        if self.fake.slow_marker and self.fake.slow_marker in json.dumps(body):
+            time.sleep(self.fake.slow_seconds)
+        if "generateContent" in self.path:
+            self._gemini(body)
+        else:
+            self._openai(body)
+
+    def _send(self, status, payload, headers=None):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except OSError:
+            pass
+
+    def _credentials(self):
+        return f"you sent {self.headers.get('Authorization')} / {self.headers.get('x-goog-api-key')}"
+
+    def _answer(self, schema):
+        props = schema["properties"]
+        attr = next(iter(props))
+        if self.fake.echo:  # an upstream that repeats the key: in free text, and in an attribute's answer
+            text = json.dumps({"answer": self._credentials()}) if attr == "answer" else self._credentials()
+            return attr, text, props
+        text = self.fake.answers.get(attr) or json.dumps({a: p["enum"][0] for a, p in props.items()})
+        return attr, text, props
+
+    def _openai(self, body):
+        attr, text, props = self._answer(body["response_format"]["json_schema"]["schema"])
+        logprobs = None
+        if body.get("logprobs"):
+            first, second = props[attr]["enum"][:2]
+            tokens = ['{"', attr, '":"', first, '"}']
+            content = [{"token": t, "logprob": 0.0, "bytes": None, "top_logprobs": []} for t in tokens]
+            content[3]["top_logprobs"] = [{"token": first, "logprob": np.log(0.7), "bytes": None},
+                                          {"token": second, "logprob": np.log(0.2), "bytes": None},
+                                          {"token": "I", "logprob": np.log(0.1), "bytes": None}]
+            logprobs = {"content": content, "refusal": None}
+        self._send(200, {
+            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
+                         "message": {"role": "assistant", "content": text}}],
+        })
+
+    def _gemini(self, body):
+        schema = body["generationConfig"]["responseJsonSchema"]
+        _, text, _ = self._answer(schema)
+        self._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                         "finishReason": "STOP", "index": 0}]})
+
+
 class FakeServer:
     """A chat-completions / generateContent server on 127.0.0.1 whose behaviour a test scripts.
 
     ``answers``: attribute → answer text (default: the first allowed option as JSON);
     ``script``: statuses to return before answering normally (e.g. [429]);
-    ``slow_marker``: requests whose image data contains it sleep ``slow_seconds``.
+    ``slow_marker``: requests whose image data contains it sleep ``slow_seconds``;
+    ``echo``: every answer and error message repeats the credentials the request carried.
     """
 
     def __init__(self):
@@ -27,72 +105,10 @@ class FakeServer:
         self.script = []
         self.slow_marker = None
         self.slow_seconds = 0.0
+        self.echo = False
         self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                    status = server.script.pop(0) if server.script else 200
-                if status != 200:
-                    self._send(status, {"error": {"message": "slow down", "code": status}},
-                               {"retry-after-ms": "10", "retry-after": "0"})
-                    return
-                if server.slow_marker and server.slow_marker in json.dumps(body):
-                    time.sleep(server.slow_seconds)
-                if "generateContent" in self.path:
-                    self._gemini(body)
-                else:
-                    self._openai(body)
-
-            def _send(self, status, payload, headers=None):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except OSError:
-                    pass
-
-            def _answer(self, schema):
-                props = schema["properties"]
-                attr = next(iter(props))
-                text = server.answers.get(attr) or json.dumps({a: p["enum"][0] for a, p in props.items()})
-                return attr, text, props
-
-            def _openai(self, body):
-                attr, text, props = self._answer(body["response_format"]["json_schema"]["schema"])
-                logprobs = None
-                if body.get("logprobs"):
-                    first, second = props[attr]["enum"][:2]
-                    tokens = ['{"', attr, '":"', first, '"}']
-                    content = [{"token": t, "logprob": 0.0, "bytes": None, "top_logprobs": []} for t in tokens]
-                    content[3]["top_logprobs"] = [{"token": first, "logprob": np.log(0.7), "bytes": None},
-                                                  {"token": second, "logprob": np.log(0.2), "bytes": None},
-                                                  {"token": "I", "logprob": np.log(0.1), "bytes": None}]
-                    logprobs = {"content": content, "refusal": None}
-                self._send(200, {
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                                 "message": {"role": "assistant", "content": text}}],
-                })
-
-            def _gemini(self, body):
-                schema = body["generationConfig"]["responseJsonSchema"]
-                _, text, _ = self._answer(schema)
-                self._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                                 "finishReason": "STOP", "index": 0}]})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeHandler)
+        self.httpd.fake = self
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -181,11 +197,88 @@ def test_json_preset_asks_once_per_face_for_all_attributes(server):
 
 
 def test_api_key_is_sent_but_never_written_into_results(server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
+    monkeypatch.setenv("MY_SERVER_KEY", "sk-secret-123")
     server.script = [500]
-    preds = load_backend(f"openai:{server.url}/v1#m?retries=0&cache=off").predict(_faces(1), ["gender"])
+    preds = load_backend(f"openai:{server.url}/v1#m?retries=0&cache=off&key_env=MY_SERVER_KEY").predict(
+        _faces(1), ["gender"])
     assert server.requests[0]["auth"] == "Bearer sk-secret-123"
     assert "sk-secret-123" not in preds[0]["gender"].model_dump_json()
+
+
+OFFICIAL_KEY, SERVER_KEY = "sk-official-SECRET-0001", "srv-SECRET-4567"
+
+
+def test_a_custom_base_url_never_gets_the_official_key(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OFFICIAL_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", OFFICIAL_KEY)
+    server.echo = True
+    pred = load_backend(f"openai:{server.url}/v1#m?retries=0&cache=off").predict(_faces(1), ["gender"])[0]["gender"]
+    assert server.requests[-1]["auth"] == "Bearer not-needed" and OFFICIAL_KEY not in pred.model_dump_json()
+    assert load_backend("openai:https://api.openai.com/v1#gpt-4o")._key == OFFICIAL_KEY  # the official host
+    assert load_backend("openai:gpt-4o")._key == OFFICIAL_KEY
+    assert load_backend(f"openai:{server.url.replace('127.0.0.1', 'api.openai.com')}/v1#m")._key is None  # http
+    pytest.importorskip("google.genai", reason="needs the api extra (google-genai)")
+    load_backend(f"gemini:{server.url}#gemini-test?retries=0&cache=off").predict(_faces(1), ["gender"])
+    assert OFFICIAL_KEY not in json.dumps(server.requests[-1])
+
+
+def test_key_env_is_sent_and_masked_in_every_text(server, monkeypatch, tmp_path):
+    from facescan.ask import resolve_with_vlm
+    from facescan.explain.chain import explain_with_vlm
+    from facescan.schema import Box, Face
+
+    monkeypatch.setenv("OPENAI_API_KEY", OFFICIAL_KEY)
+    monkeypatch.setenv("MY_SERVER_KEY", SERVER_KEY)
+    server.echo = True
+    backend = load_backend(f"openai:{server.url}/v1#m?retries=0&key_env=MY_SERVER_KEY")  # cache on
+    pred = backend.predict(_faces(1), ["gender"])[0]["gender"]
+    assert server.requests[-1]["auth"] == f"Bearer {SERVER_KEY}"
+    assert SERVER_KEY in server.requests[-1]["auth"] and "Bearer ***" in pred.raw  # the echo, masked
+    texts = [pred.model_dump_json(), backend.ask_image(np.zeros((32, 32, 3), np.uint8), "say it")]
+    explanation, emotion = explain_with_vlm(backend, np.zeros((48, 48, 3), np.uint8))
+    texts += [explanation, emotion.model_dump_json()]
+    faces = [Face(index=0, box=Box(x=1, y=1, width=20, height=20), score=1.0)]
+    texts.append(json.dumps(resolve_with_vlm(backend, np.zeros((64, 64, 3), np.uint8), "the man", faces).as_dict()))
+    server.script = [500]  # an error message that echoes the key
+    failed = load_backend(f"openai:{server.url}/v1#m?retries=0&cache=off&key_env=MY_SERVER_KEY")
+    texts.append(failed.predict(_faces(1, seed=9), ["age"])[0]["age"].model_dump_json())
+    assert "500" in texts[-1] and "***" in texts[-1]
+    server.script = [500]
+    with pytest.raises(Exception) as raised:
+        failed.ask_image(np.ones((32, 32, 3), np.uint8), "say it")
+    texts.append(str(raised.value))
+    texts += [f.read_text() for f in (tmp_path / "cache").rglob("*.json")]  # nothing cached holds the key
+    assert all("***" in t for t in texts[:3]) and len(texts) > 8
+    assert not [t for t in texts if SERVER_KEY in t or OFFICIAL_KEY in t]
+
+
+def test_key_env_that_is_not_set_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(ValueError, match="key_env names NO_SUCH_KEY_VAR"):
+        load_backend("openai:http://127.0.0.1:9/v1#m?key_env=NO_SUCH_KEY_VAR")
+
+
+def test_served_answers_never_carry_the_key(server, monkeypatch):
+    pytest.importorskip("fastapi", reason="needs the serve extra (fastapi)")
+    from fastapi.testclient import TestClient
+
+    from facescan.serve import ServeConfig, create_app
+
+    from .conftest import shared
+
+    photo = {"image": ("p.jpg", shared("photos", "single_face.jpg").read_bytes(), "image/jpeg")}
+    monkeypatch.setenv("OPENAI_API_KEY", OFFICIAL_KEY)
+    monkeypatch.setenv("MY_SERVER_KEY", SERVER_KEY)
+    server.echo = True
+    spec = f"openai:{server.url}/v1#m?retries=0&cache=off&key_env=MY_SERVER_KEY"
+    with TestClient(create_app(ServeConfig(backends=["builtin", spec])), base_url="http://127.0.0.1") as c:
+        asked = c.post("/v1/ask", files=photo, data={"question": "the person", "chooser": "vlm", "backend": spec})
+        explained = c.post("/v1/analyze", files=photo, data={"backend": spec, "explain": "true",
+                                                             "attributes": "emotion"})
+    assert asked.status_code == 200 and explained.status_code == 200, (asked.text, explained.text)
+    assert "Bearer ***" in asked.text and "Bearer ***" in explained.json()["faces"][0]["explanation"]
+    assert all(r["auth"] == f"Bearer {SERVER_KEY}" for r in server.requests)
+    assert SERVER_KEY not in asked.text + explained.text and OFFICIAL_KEY not in asked.text + explained.text
 
 
 def test_official_endpoint_without_key_is_a_clear_error(monkeypatch):

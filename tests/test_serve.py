@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="service tests need the serve extra (fastapi)")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient as _TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from facescan.schema import ImageResult  # noqa: E402
@@ -19,6 +19,13 @@ from facescan.serve import ServeConfig, check_bind, create_app  # noqa: E402
 from facescan.serve.batching import DynamicBatcher  # noqa: E402
 
 from .conftest import shared  # noqa: E402
+
+
+class TestClient(_TestClient):
+    """Starlette's test client with a Host the service accepts (it serves loopback names only by default)."""
+
+    def __init__(self, app, **kwargs):
+        super().__init__(app, base_url="http://127.0.0.1", **kwargs)
 
 
 def _png(w=64, h=64, seed=0) -> bytes:
@@ -296,7 +303,8 @@ def test_models_health_metrics_and_page(client):
     assert 'facescan_requests_total{route="/v1/analyze",status="200"}' in text
     assert "facescan_batch_size_count" in text and "facescan_queue_depth" in text
     page = client.get("/").text
-    assert "<script>" in page and "/v1/analyze" in page
+    assert '<script src="/static/app.js"' in page and "<script>" not in page  # no inline script (CSP)
+    assert "/v1/analyze" in client.get("/static/app.js").text
     assert "src=\"http" not in page and "href=\"http" not in page  # no CDN: works offline
     spec = client.get("/openapi.json").json()
     assert {"/v1/analyze", "/v1/ask", "/v1/models", "/healthz", "/metrics"} <= set(spec["paths"])
@@ -304,4 +312,5 @@ def test_models_health_metrics_and_page(client):
 
 def test_no_page_loads_from_a_cdn(client):
     assert client.get("/docs").status_code == 404  # Swagger UI would come from a CDN
-    assert "cdn" not in client.get("/").text.lower()
+    for path in ("/", "/static/app.js", "/static/app.css"):
+        assert "cdn" not in client.get(path).text.lower()

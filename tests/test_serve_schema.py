@@ -18,7 +18,9 @@ SETTINGS = settings(max_examples=70, deadline=None, derandomize=True,
 
 
 def _schema():
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(ServeConfig(request_timeout=20)))
+    # schemathesis sends Host: testserver, which the service serves only when allowed
+    config = ServeConfig(request_timeout=20, allowed_hosts=["testserver"])
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(config))
 
 
 # (schemathesis.pytest.from_fixture would build it lazily, but it breaks on pytest 9: no Function._nodeid)

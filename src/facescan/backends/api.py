@@ -2,7 +2,7 @@
 SGLang…) and Google Gemini, behind the same backend interface.
 
 Specs: ``openai:<model>``, ``openai:<base url>#<model>``, ``gemini:<model>``, each optionally
-followed by ``?preset=…&concurrency=…&timeout=…&retries=…&cache=on|off&logprobs=on|off``.
+followed by ``?preset=…&concurrency=…&timeout=…&retries=…&cache=on|off&logprobs=on|off&key_env=VAR``.
 
 Each face is sent as a JPEG chip with one question per attribute (or one JSON question,
 ``preset=json``). Answers are asked for as JSON constrained to the label options (structured
@@ -12,8 +12,15 @@ the probabilities of the answer's first token become the label distribution.
 
 Retries with exponential backoff on 429/5xx and timeouts are the SDKs' own (openai, google-genai).
 Responses are cached on disk by (image hash, prompt, model, parameters), so a repeated request
-makes no network call. API keys come from the environment (``OPENAI_API_KEY``,
-``GEMINI_API_KEY`` / ``GOOGLE_API_KEY``) and are never logged or written into results.
+makes no network call.
+
+API keys come from the environment, and only go where the operator said: the official endpoint
+(no base URL, or ``https://api.openai.com…`` / ``https://generativelanguage.googleapis.com…``) takes
+``OPENAI_API_KEY`` / ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``; a custom base URL takes a key only
+from the variable its spec names (``openai:http://host/v1#model?key_env=MY_SERVER_KEY``), and
+none otherwise (local servers take any key). Every text a backend returns or records (answers,
+raw text, explanations, error messages, cached responses) has each key it knows replaced by
+``***``, so an upstream that echoes the key never gets it into a result, a log or an HTTP answer.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -85,6 +93,7 @@ class APIOptions:
     retries: int = 4
     cache: str = "on"
     logprobs: str = "on"
+    key_env: str | None = None  # the variable holding the key for a custom base URL
 
     @classmethod
     def build(cls, target: str, kind: str, **options) -> APIOptions:
@@ -99,6 +108,10 @@ class APIOptions:
         return cls(model=model, base_url=base_url or None, **typed_options(cls, options, f"{kind} backend"))
 
 
+class APIRequestError(RuntimeError):
+    """A request to the API failed; the message (the cause's type and text) has every known key masked."""
+
+
 def jpeg_bytes(chip: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -111,10 +124,12 @@ class APIBackend:
     """Common logic of the API backends; subclasses implement :meth:`request`."""
 
     name = "api"
-    key_variables: tuple[str, ...] = ()
+    key_variables: tuple[str, ...] = ()  # the official endpoint's key, in order of preference
+    official_hosts: tuple[str, ...] = ()  # https hosts a base URL may name and still be the official endpoint
 
     def __init__(self, options: APIOptions):
         self.options = options
+        self._key: str | None = None  # the key the client sends (set by the subclass)
         self.preset = prompts.load_preset(options.preset)
         self.cache = ResponseCache(default_cache_dir() if options.cache == "on" else None)
         self.model_id = options.model if not options.base_url else f"{options.base_url}#{options.model}"
@@ -125,13 +140,36 @@ class APIBackend:
         """The registry's factory: ``<kind>:<model>`` or ``<kind>:<base url>#<model>``, ``?key=value&…``."""
         return cls(APIOptions.build(target, cls.name, **options))
 
+    def official_endpoint(self) -> bool:
+        """Whether requests go to the provider's own API (no base URL, or an https URL on its host)."""
+        base = self.options.base_url
+        if base is None:
+            return True
+        url = urlparse(base)
+        return url.scheme == "https" and (url.hostname or "") in self.official_hosts
+
     def api_key(self, required: bool) -> str | None:
+        """The key to send: ``key_env``'s value when the spec names it; else the official endpoint's
+        variables, for the official endpoint only (a custom base URL never gets them implicitly)."""
+        var = self.options.key_env
+        if var:
+            if not os.environ.get(var):
+                raise ValueError(f"{self.name} backend: key_env names {var}, which is not set")
+            return os.environ[var]
+        if not self.official_endpoint():
+            return None
         for var in self.key_variables:
             if os.environ.get(var):
                 return os.environ[var]
         if required:
             raise ValueError(f"{self.name} backend needs an API key in {' or '.join(self.key_variables)}")
         return None
+
+    def known_keys(self) -> list[str]:
+        """Every key value this backend knows (sent or in its variables), longest first."""
+        names = [*self.key_variables, *([self.options.key_env] if self.options.key_env else [])]
+        keys = {os.environ.get(name) for name in names} | {self._key}
+        return sorted((k for k in keys if k), key=len, reverse=True)
 
     def supported_attributes(self) -> tuple[str, ...]:
         return tuple(self.preset.questions)
@@ -166,13 +204,9 @@ class APIBackend:
         key = ResponseCache.key(image=hashlib.sha256(image).hexdigest(), prompt=question, model=self.model_id,
                                 backend=self.name, schema=schema, logprobs=self.options.logprobs)
         try:
-            response = self.cache.get(key)
-            if response is None:
-                response = self.request(image, question, schema)
-                self.calls += 1
-                self.cache.put(key, response)
+            response = self._cached_request(key, image, question, schema)
         except Exception as e:  # noqa: BLE001 - any failure of one request is that face's error, the batch goes on
-            message = self._safe(f"{type(e).__name__}: {e}")
+            message = str(e) if isinstance(e, APIRequestError) else self._safe(f"{type(e).__name__}: {e}")
             return {a: AttributePrediction.invalid(a, self.preset.label_set(a).name, self.name, self.model_id,
                                                    message, mode="generation", prompt=self.preset.name)
                     for a in group}
@@ -185,18 +219,29 @@ class APIBackend:
                   "additionalProperties": False}
         key = ResponseCache.key(image=hashlib.sha256(data).hexdigest(), prompt=prompt, model=self.model_id,
                                 backend=self.name, schema=schema, logprobs="off")
-        response = self.cache.get(key)
-        if response is None:
-            response = self.request(data, prompt, schema)
-            self.calls += 1
-            self.cache.put(key, response)
-        text = response.get("text") or ""
+        text = self._cached_request(key, data, prompt, schema)["text"]
         obj = parse_json_answer(text)
         return str(obj.get("answer", text)) if obj is not None else text
 
+    def _cached_request(self, key: str, image: bytes, question: str, schema: dict) -> dict:
+        """The cached response, or :meth:`request`'s, with its text masked (:meth:`_safe`); a failed
+        request raises :class:`APIRequestError`, its message masked too."""
+        response = self.cache.get(key)
+        if response is None:
+            try:
+                response = self.request(image, question, schema)
+            except Exception as e:  # noqa: BLE001 - re-raised with every known key masked out of its text
+                raise APIRequestError(self._safe(f"{type(e).__name__}: {e}")) from None
+            self.calls += 1
+            response = {**response, "text": self._safe(response.get("text") or "")}
+            self.cache.put(key, response)  # the key never reaches the cache's files either
+        return {**response, "text": self._safe(response.get("text") or "")}
+
     def _safe(self, message: str) -> str:
-        key = self.api_key(required=False)
-        return message.replace(key, "***") if key else message
+        """``message`` with every API key this backend knows replaced by ``***``."""
+        for key in self.known_keys():
+            message = message.replace(key, "***")
+        return message
 
     def answer_schema(self, attributes: list[str]) -> dict:
         """A JSON schema: one string property per attribute, constrained to its label options."""
@@ -259,6 +304,7 @@ class OpenAIBackend(APIBackend):
 
     name = "openai"
     key_variables = ("OPENAI_API_KEY",)
+    official_hosts = ("api.openai.com",)
 
     def __init__(self, options: APIOptions):
         super().__init__(options)
@@ -266,8 +312,9 @@ class OpenAIBackend(APIBackend):
 
         o = self.options
         # local servers (vLLM, Ollama, llama.cpp…) usually take any key
-        key = self.api_key(required=o.base_url is None) or "not-needed"
-        self.client = openai.OpenAI(api_key=key, base_url=o.base_url, timeout=o.timeout, max_retries=o.retries)
+        self._key = self.api_key(required=self.official_endpoint())
+        self.client = openai.OpenAI(api_key=self._key or "not-needed", base_url=o.base_url, timeout=o.timeout,
+                                    max_retries=o.retries)
 
     def request(self, image: bytes, question: str, schema: dict) -> dict:
         import base64
@@ -297,6 +344,7 @@ class GeminiBackend(APIBackend):
 
     name = "gemini"
     key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    official_hosts = ("generativelanguage.googleapis.com",)
 
     def __init__(self, options: APIOptions):
         super().__init__(options)
@@ -309,8 +357,8 @@ class GeminiBackend(APIBackend):
             retry_options=types.HttpRetryOptions(attempts=o.retries + 1, initial_delay=0.5,
                                                  http_status_codes=[408, 429, 500, 502, 503, 504]),
         )
-        self.client = genai.Client(api_key=self.api_key(required=o.base_url is None) or "not-needed",
-                                   http_options=http)
+        self._key = self.api_key(required=self.official_endpoint())
+        self.client = genai.Client(api_key=self._key or "not-needed", http_options=http)
         self._types = types
 
     def request(self, image: bytes, question: str, schema: dict) -> dict:

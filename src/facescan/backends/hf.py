@@ -13,7 +13,9 @@ answers continues from it, so the answer is always a label with a probability.
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,17 @@ class HFOptions:
         """``model?key=value&…`` → options."""
         model, _, query = text.partition("?")
         return cls.build(model, **parse_query(query, text))
+
+
+def _serialized(method):
+    """Run ``method`` under the backend's model lock: one model call at a time, whichever thread asks."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._model_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 def _pick_device(requested: str | None) -> str:
@@ -148,11 +161,15 @@ class HFBackend:
     """A local transformers VLM answering one question per attribute (or one JSON question)."""
 
     name = "hf"
+    # The service calls one backend from its batcher and from the VLM chooser's thread at once; the
+    # model and its generation state are not thread-safe. Re-entrant: predict calls generate.
+    _model_lock: threading.RLock
 
     def __init__(self, options: HFOptions | str, model=None, processor=None):
         """``options`` as :class:`HFOptions` or ``model?key=value&…``; ``model``/``processor`` reuse loaded ones."""
         import torch
 
+        self._model_lock = threading.RLock()
         self.options = HFOptions.parse(options) if isinstance(options, str) else options
         o = self.options
         own = Path(o.model) / FOLDER_PRESET
@@ -202,6 +219,7 @@ class HFBackend:
     def supported_attributes(self) -> tuple[str, ...]:
         return tuple(a for a in self.preset.label_sets if a in self.preset.questions)
 
+    @_serialized
     def predict(self, faces: Sequence[FaceInput], attributes: Sequence[str]) -> list[dict[str, AttributePrediction]]:
         """One question per attribute (or one JSON question) for a batch of faces at a time."""
         unknown = set(attributes) - set(self.supported_attributes())
@@ -290,6 +308,7 @@ class HFBackend:
         return scores.cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ generation
+    @_serialized
     def generate(self, images: list, question: str) -> list[str]:
         """Greedy answers to the same question about each image."""
         inputs = self.model_inputs(images, question)
@@ -299,6 +318,7 @@ class HFBackend:
         new = out[:, inputs["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
+    @_serialized
     def ask_image(self, image: np.ndarray, prompt: str, max_new_tokens: int | None = None) -> str:
         """A free-text answer to ``prompt`` about a whole RGB image (numbered boxes, explanations)."""
         from PIL import Image

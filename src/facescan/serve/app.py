@@ -4,18 +4,24 @@ Routes: ``POST /v1/analyze`` and ``POST /v1/ask`` (a multipart upload, or JSON w
 image), ``GET /v1/models``, ``GET /healthz``, ``GET /metrics`` (Prometheus text) and the page at
 ``/``. Results have the CLI's schema. Uploaded images live in memory only: they are never written
 to disk or to a log.
+
+Middleware, outermost first: :class:`~facescan.serve.guard.RequestGuard` (upload framing, size
+counted on the bytes received, body deadline, security headers, metrics), Starlette's
+``TrustedHostMiddleware`` (the loopback names, the bind address and ``--allowed-host``; anything
+else is 400), then CORS when configured.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from facescan import __version__
 from facescan.serve.config import ServeConfig, check_bind, is_loopback
+from facescan.serve.guard import RequestGuard
 from facescan.serve.routes import ROUTES, protected, public
 from facescan.serve.state import State
 
@@ -39,7 +45,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.middleware("http")(limits_and_metrics)
+    hosts = ["*"] if "*" in config.allowed_hosts else config.trusted_hosts
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    app.add_middleware(RequestGuard, config=config, metrics=app.state.facescan.metrics, routes=ROUTES)
     app.add_exception_handler(HTTPException, http_error)
     app.include_router(public)
     app.include_router(protected)
@@ -50,28 +58,6 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 async def lifespan(app: FastAPI):
     yield
     app.state.facescan.batcher.close()
-
-
-async def limits_and_metrics(request: Request, call_next):
-    """Refuse uploads without a Content-Length (411) or over the limit (413); count and time every request."""
-    state: State = request.app.state.facescan
-    started = time.perf_counter()
-    route = request.url.path if request.url.path in ROUTES else "other"
-    response = upload_problem(request, state.config) if request.method == "POST" else None
-    if response is None:
-        response = await call_next(request)
-    state.metrics.requests.labels(route, str(response.status_code)).inc()
-    state.metrics.latency.labels(route).observe(time.perf_counter() - started)
-    return response
-
-
-def upload_problem(request: Request, config: ServeConfig) -> JSONResponse | None:
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
-        return problem(411, f"send a Content-Length header (uploads are limited to {config.max_upload_mb:g} MB)")
-    if int(length) > config.max_upload_bytes:
-        return problem(413, f"upload of {int(length) / 1e6:.1f} MB is over the {config.max_upload_mb:g} MB limit")
-    return None
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -10,6 +10,11 @@ Each job's future resolves to an :class:`~facescan.pipeline.Analyzed`; its decod
 only when the job asked for it (``keep_image``), so a request that needs the pixels again (the
 VLM chooser's numbered boxes) does not decode the upload a second time.
 
+One bad input never costs its batch-mates their results: when analyzing a group raises, each
+of its jobs is analyzed again on its own, so only the job that fails gets the error. That error
+is a :class:`BadInput` when ``probe`` (e.g. decoding the upload) fails on the job's own source
+too, so the caller answers 4xx; anything else is a server fault, passed on as raised.
+
 Written here because the ASGI server and the model runtime each batch only their own work;
 batching across HTTP requests is the service's job.
 """
@@ -28,6 +33,10 @@ class QueueFull(Exception):
     """The request queue is at its limit: the caller should answer 429 and retry later."""
 
 
+class BadInput(ValueError):
+    """A job failed because of its own input (``probe`` fails on it too): the caller answers 4xx."""
+
+
 @dataclass
 class Job:
     """One image to analyze with the analyzer for ``key`` (keeping its decoded photo when ``keep_image``)."""
@@ -44,12 +53,14 @@ class DynamicBatcher:
 
     def __init__(self, analyzer_for: Callable[[Hashable], object], max_batch: int = 16, max_wait: float = 0.005,
                  max_queue: int = 64, prep_workers: int = 3,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None,
+                 probe: Callable[[object], None] | None = None):
+        """``probe(source)`` raises when a source itself is unusable (it runs only after a failure)."""
         if max_batch < 1 or max_queue < 1:
             raise ValueError("max_batch and max_queue must be at least 1")
         self.analyzer_for = analyzer_for
         self.max_batch, self.max_wait, self.prep_workers = max_batch, max_wait, prep_workers
-        self.on_batch = on_batch
+        self.on_batch, self.probe = on_batch, probe
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
         # one long-lived pool: each of its threads keeps its own detector graphs across batches
         self._pool = ThreadPoolExecutor(max_workers=prep_workers, thread_name_prefix="facescan-prep") \
@@ -122,15 +133,36 @@ class DynamicBatcher:
                 self._analyze(key, jobs)
 
     def _analyze(self, key: Hashable, jobs: list[Job]) -> None:
-        """One ``iter_analyzed`` call for the jobs of one key; each future gets its ``Analyzed`` or the error."""
+        """One ``iter_analyzed`` call for the jobs of one key; each future gets its ``Analyzed`` or its error.
+
+        When the group's call raises, each job is analyzed alone, so only the one that fails gets an error."""
         try:
-            analyzer = self.analyzer_for(key)
-            pool = self._pool if len(jobs) > 1 else None
-            keep = any(j.keep_image for j in jobs)  # one model batch; photos dropped below for jobs not asking
-            analyzed = list(analyzer.iter_analyzed([j.source for j in jobs], executor=pool, keep_images=keep))
-        except Exception as e:  # noqa: BLE001 - every caller of the batch gets the error
+            analyzed = self._analyze_group(key, jobs)
+        except Exception as e:  # noqa: BLE001 - isolate: retry each job on its own
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(self._classify(jobs[0], e))
+                return
             for job in jobs:
-                job.future.set_exception(e)
+                self._analyze(key, [job])
             return
         for job, item in zip(jobs, analyzed):
             job.future.set_result(item if job.keep_image or item.image is None else replace(item, image=None))
+
+    def _analyze_group(self, key: Hashable, jobs: list[Job]) -> list:
+        analyzer = self.analyzer_for(key)
+        pool = self._pool if len(jobs) > 1 else None
+        keep = any(j.keep_image for j in jobs)  # one model batch; photos dropped by _analyze for jobs not asking
+        analyzed = list(analyzer.iter_analyzed([j.source for j in jobs], executor=pool, keep_images=keep))
+        if len(analyzed) != len(jobs):
+            raise RuntimeError(f"the analyzer returned {len(analyzed)} results for {len(jobs)} images")
+        return analyzed
+
+    def _classify(self, job: Job, error: Exception) -> Exception:
+        """``error`` as a :class:`BadInput` when the job's source fails ``probe`` too, else as raised."""
+        if self.probe is None:
+            return error
+        try:
+            self.probe(job.source)
+        except Exception as bad:  # noqa: BLE001 - whatever the probe raises says the input is unusable
+            return BadInput(str(bad) or type(bad).__name__)
+        return error

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+#: Host header values always accepted: the names of this machine's loopback interface.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass
@@ -20,14 +22,23 @@ class ServeConfig:
     max_upload_mb: float = 10.0
     max_pixels: int = 40_000_000
     request_timeout: float = 30.0
+    body_timeout: float = 10.0  # a request body not fully received by then: 408, connection closed
+    header_timeout: float = 10.0  # request line + headers not received by then: connection closed
     max_batch: int = 16
     batch_wait_ms: float = 5.0
     max_queue: int = 64
     cors_origins: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host header values beyond loopback; "*": any
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host header values served: the loopback names, the bind address and ``allowed_hosts``."""
+        bind = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal, as a Host header writes it
+        return list(dict.fromkeys([*LOOPBACK_HOSTS, bind.lower(), *(h.lower() for h in self.allowed_hosts)]))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -12,6 +12,8 @@ import base64
 import binascii
 import contextlib
 import io
+import re
+import warnings
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -54,7 +56,7 @@ class Problem(BaseModel):
     detail: str
 
 
-ERRORS = {status: {"model": Problem} for status in (400, 401, 411, 413, 415, 422, 429, 503)}
+ERRORS = {status: {"model": Problem} for status in (400, 401, 408, 411, 413, 415, 422, 429, 500, 503)}
 ASK_FIELDS = {"question": {"type": "string", "minLength": 1, "maxLength": 500},
               "chooser": {"type": "string", "enum": list(CHOOSERS)}}
 
@@ -116,8 +118,8 @@ def _read_json(raw: bytes, model: type[BaseModel]) -> tuple[bytes, BaseModel]:
 
 async def parse_form(request: Request, max_bytes: int) -> FormData:
     """The multipart form, parsed as ``Request.form()`` does but with every file kept in memory."""
-    # ``max_bytes`` bounds the whole body (the Content-Length check), so a file of up to that size
-    # plus a margin never rolls over to a temporary file.
+    # ``max_bytes`` bounds the whole body (RequestGuard counts the bytes received, chunked or not), so
+    # a file of up to that size plus a margin never rolls over to a temporary file.
     try:
         async with contextlib.aclosing(request.stream()) as stream:
             parser = InMemoryMultiPartParser(request.headers, stream, max_files=1, max_fields=MAX_FORM_FIELDS,
@@ -146,6 +148,15 @@ async def _read_form(form: FormData, model: type[BaseModel]) -> tuple[bytes, Bas
     return data, body
 
 
+#: What a loader's message says when an image has too many pixels (a decompression bomb): 413, not 422.
+TOO_MANY_PIXELS = re.compile(r"decompression bomb|pixel limit|too many pixels|exceeds limit", re.IGNORECASE)
+
+
+def image_status(message: str) -> int:
+    """413 when an image was refused for its pixel count (``message`` says so), else 422."""
+    return 413 if TOO_MANY_PIXELS.search(message) else 422
+
+
 def check_image(data: bytes, max_pixels: int) -> None:
     """Reject what is not an image (422) or has too many pixels (413) before it is queued."""
     from PIL import Image, UnidentifiedImageError
@@ -153,13 +164,18 @@ def check_image(data: bytes, max_pixels: int) -> None:
     if not data:
         raise HTTPException(422, "the image is empty (0 bytes)")
     try:
-        with Image.open(io.BytesIO(data)) as img:  # reads the header only
-            width, height = img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel count is checked below
+            with Image.open(io.BytesIO(data)) as img:  # reads the header only
+                width, height = img.size
     except UnidentifiedImageError:
         raise HTTPException(422, "the upload is not a recognized image format (JPEG, PNG, WebP, BMP, "
                                  "TIFF, GIF…)") from None
+    except Image.DecompressionBombError as e:  # over twice Pillow's own pixel limit
+        raise HTTPException(413, f"refused as a decompression bomb: {short(e)}") from None
     except Exception as e:  # noqa: BLE001 - a header PIL cannot parse
-        raise HTTPException(422, f"the image header cannot be read: {short(e)}") from None
+        message = short(e)
+        raise HTTPException(image_status(message), f"the image header cannot be read: {message}") from None
     if width * height > max_pixels:
         raise HTTPException(413, f"{width}x{height} = {width * height:,} pixels is over the "
                                  f"{max_pixels:,} pixel limit")

@@ -6,6 +6,7 @@ Handlers get the app's state, its config and the token check through dependencie
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from importlib import resources
@@ -15,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from facescan import __version__, taxonomy
 from facescan.schema import ImageResult
-from facescan.serve.batching import QueueFull
+from facescan.serve.batching import BadInput, QueueFull
 from facescan.serve.config import ServeConfig
 from facescan.serve.requests import (
     ASK_FIELDS,
@@ -26,12 +27,17 @@ from facescan.serve.requests import (
     Problem,
     body_doc,
     check_image,
+    image_status,
     read_request,
 )
 from facescan.serve.state import AnalyzerKey, State
 
+#: The page's static files: name → media type (nothing else is served from the package).
+STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 #: The paths metrics are labelled with (anything else is "other").
-ROUTES = ("/", "/healthz", "/metrics", "/v1/models", "/v1/analyze", "/v1/ask", "/openapi.json")
+ROUTES = ("/", "/healthz", "/metrics", "/v1/models", "/v1/analyze", "/v1/ask", "/openapi.json",
+          *(f"/static/{name}" for name in STATIC))
+logger = logging.getLogger("facescan.serve")
 
 
 def get_state(request: Request) -> State:
@@ -47,7 +53,9 @@ def authorized(request: Request, config: ServeConfig = Depends(get_config)) -> N
     if not config.token:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), config.token):
+    # compared as bytes: header values arrive as latin-1 text, and compare_digest refuses non-ASCII str
+    sent, expected = given.strip().encode("latin-1"), config.token.encode("utf-8")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(sent, expected):
         raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)",
                             headers={"WWW-Authenticate": "Bearer"})
 
@@ -56,9 +64,21 @@ public = APIRouter()
 protected = APIRouter(dependencies=[Depends(authorized)])
 
 
+def _static(name: str) -> str:
+    return resources.files("facescan.serve").joinpath("static", name).read_text("utf-8")
+
+
 @public.get("/", response_class=HTMLResponse, include_in_schema=False)
 def page() -> HTMLResponse:
-    return HTMLResponse(resources.files("facescan.serve").joinpath("static", "index.html").read_text("utf-8"))
+    return HTMLResponse(_static("index.html"), headers={"Cache-Control": "no-cache"})
+
+
+@public.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    """The page's script and styles (its Content-Security-Policy allows no inline script or style)."""
+    if name not in STATIC:
+        raise HTTPException(404, "not found")
+    return Response(_static(name), media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
 
 @public.get("/healthz")
@@ -85,7 +105,8 @@ def models(state: State = Depends(get_state)) -> dict:
                          for spec, b in state.backends.items()],
             "attributes": list(taxonomy.ATTRIBUTES), "default_attributes": list(taxonomy.DEFAULT_ATTRIBUTES),
             "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels,
-                       "request_timeout_s": config.request_timeout}}
+                       "request_timeout_s": config.request_timeout, "body_timeout_s": config.body_timeout,
+                       "header_timeout_s": config.header_timeout, "max_queue": config.max_queue}}
 
 
 def analyzer_key(state: State, body: AnalyzeJSON, attributes=None, describe: bool | None = None) -> AnalyzerKey:
@@ -108,7 +129,8 @@ def analyzer_key(state: State, body: AnalyzeJSON, attributes=None, describe: boo
 
 
 async def run(state: State, key: AnalyzerKey, data: bytes, keep_image: bool = False):
-    """Analyze one upload through the batcher: its ``Analyzed`` (429 when busy, 503 after the timeout)."""
+    """Analyze one upload through the batcher: its ``Analyzed`` (429 when busy, 503 after the timeout,
+    413 / 422 for an image that cannot be analyzed, 500 for a server fault that hit this request only)."""
     timeout = state.config.request_timeout
     try:
         future = state.batcher.submit(key, data, keep_image=keep_image)
@@ -120,12 +142,24 @@ async def run(state: State, key: AnalyzerKey, data: bytes, keep_image: bool = Fa
         future.cancel()
         raise HTTPException(503, f"the analysis took longer than {timeout:g} s; retry later",
                             headers={"Retry-After": "5"}) from None
+    except BadInput as e:
+        message = _upload_message(str(e))
+        raise HTTPException(image_status(message), f"the image cannot be analyzed: {message}") from None
+    except Exception as e:
+        logger.error("analysis failed on the server: %s", type(e).__name__, exc_info=e)
+        raise HTTPException(500, f"the analysis failed on the server ({type(e).__name__}); other requests "
+                                 "were not affected") from None
     result = analyzed.result
     if result.error:
-        raise HTTPException(422, re.sub(r"^<(\d+) bytes>", r"upload (\1 bytes)", result.error))
+        message = _upload_message(result.error)
+        raise HTTPException(image_status(message), message)
     result.source = "upload"
     state.metrics.faces.inc(len(result.faces))
     return analyzed
+
+
+def _upload_message(text: str) -> str:
+    return re.sub(r"^<(\d+) bytes>", r"upload (\1 bytes)", text)
 
 
 @protected.post("/v1/analyze", response_model=ImageResult, responses=ERRORS, openapi_extra=body_doc(AnalyzeJSON))

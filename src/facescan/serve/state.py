@@ -22,6 +22,13 @@ class AnalyzerKey(NamedTuple):
     explain: bool
 
 
+def decode_probe(source) -> None:
+    """Raise when ``source`` cannot be decoded (the batcher asks only after an analysis raised)."""
+    from facescan.imageio import load_image
+
+    load_image(source, max_side=None)
+
+
 class Metrics:
     """The Prometheus metrics of one app, in their own registry."""
 
@@ -68,7 +75,7 @@ class State:
         self._lock = threading.Lock()
         self.batcher = DynamicBatcher(self.analyzer_for, max_batch=config.max_batch,
                                       max_wait=config.batch_wait_ms / 1000, max_queue=config.max_queue,
-                                      on_batch=self.metrics.batched)
+                                      on_batch=self.metrics.batched, probe=decode_probe)
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
 
     def analyzer_for(self, key: AnalyzerKey):
