@@ -215,8 +215,8 @@ def test_ask_and_annotate_decode_the_photo_once(group_photo, tmp_path, monkeypat
 
     photo, _ = group_photo
     opened = []
-    original_open = imageio._open
-    monkeypatch.setattr(imageio, "_open", lambda source, name: opened.append(name) or original_open(source, name))
+    original_decode = imageio._decode
+    monkeypatch.setattr(imageio, "_decode", lambda source, name: opened.append(name) or original_decode(source, name))
     vlm = FakeVLM("2")
     answer, result = ask_photo(photo, "the man in the light blue shirt", Analyzer(attributes="gender", describe=True),
                                chooser="vlm", vlm=vlm)
