@@ -102,3 +102,18 @@ def test_a_killed_run_keeps_what_it_finished_and_resume_completes_it(tmp_path):
     lines = [json.loads(line)["source"] for line in jsonl.read_text().splitlines()]
     assert sorted(lines) == sorted(map(str, images))
     assert sorted(row["source"] for row in csv.DictReader(table.open())) == sorted(map(str, images))
+
+
+def test_resume_reports_earlier_failures_and_cuts_a_torn_last_line(tmp_path):
+    images = _images(tmp_path / "in", 3)
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "r.jsonl"
+    r = _run(tmp_path / "in", "--crops", "-a", "gender", "--jsonl", out)
+    assert r.exit_code == 1
+    whole = out.read_text()
+    out.write_text(whole + whole.splitlines()[0][:50])  # a line torn by a kill mid-write
+    r = _run(tmp_path / "in", "--crops", "-a", "gender", "--jsonl", out, "--resume")
+    assert r.exit_code == 1, r.output  # the earlier failure still counts
+    assert "1 input(s) had failed in the resumed run" in r.output and "broken.png" in r.output
+    assert out.read_text() == whole  # the torn line is gone, nothing else changed
+    assert len(images) == 3

@@ -110,9 +110,11 @@ def analyze(
     if resume and not outputs.paths:
         _fail("--resume needs an output to resume: --jsonl, --csv, --json or --parquet")
     todo = [f for f in files if str(f) not in outputs.done]
+    shown = _ResultPrinter(analyzer.attributes, explain, describe, table=not quiet and len(todo) <= 50)
     if len(todo) < len(files):
         err_console.print(f"resuming: {len(files) - len(todo)} of {len(files)} input(s) are already in the outputs")
-    shown = _ResultPrinter(analyzer.attributes, explain, describe, table=not quiet and len(todo) <= 50)
+        skipped = {str(f) for f in files} - {str(f) for f in todo}
+        shown.failed_before = [error for source, error in outputs.failed_before.items() if source in skipped]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with outputs, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -151,6 +153,7 @@ class _ResultPrinter:
         self.attributes, self.explain, self.describe, self.table = attributes, explain, describe, table
         self.images = self.faces = 0
         self.failed: list[str] = []
+        self.failed_before: list[str] = []  # inputs of this run that failed in the run being resumed
 
     def add(self, result) -> None:
         self.images += 1
@@ -171,9 +174,12 @@ class _ResultPrinter:
     def summary(self) -> None:
         """Print the counts and every failure; exit 1 when any image failed."""
         err_console.print(f"{self.images} image(s), {self.faces} face(s), {len(self.failed)} failed")
-        if self.failed:
+        if self.failed_before:
+            err_console.print(f"{len(self.failed_before)} input(s) had failed in the resumed run (in the outputs; "
+                              "remove their lines or rows to retry them)")
+        if self.failed or self.failed_before:
             err_console.print("[red]failed:[/red]")
-            for error in self.failed:
+            for error in self.failed + self.failed_before:
                 err_console.print(f"  {escape(error)}")
             raise typer.Exit(1)
 
@@ -193,12 +199,16 @@ def ask(
     import json
 
     from facescan.ask import answer_question, attributes_for, check_chooser, parse_question
+    from facescan.outputs import check_writable
     from facescan.pipeline import Analyzer
 
-    try:
-        check_chooser(chooser)
+    try:  # the question, the backend and the outputs are checked before the photo is analyzed
         q = parse_question(question)
+        for path, what in ((annotate, "--annotate"), (json_out, "--json")):
+            if path:
+                check_writable(path, what)
         analyzer = Analyzer(backend=backend, attributes=attributes_for(q), describe=True)
+        check_chooser(chooser, analyzer.backend)
         analyzed = analyzer.analyze_one(image, keep_image=chooser == "vlm" or annotate is not None)
         answer = answer_question(q, analyzed, chooser, analyzer.backend)
     except (ValueError, FileNotFoundError, ImportError) as e:
@@ -224,7 +234,6 @@ def ask(
     if annotate:
         from facescan.annotate import draw_chosen
 
-        annotate.parent.mkdir(parents=True, exist_ok=True)
         draw_chosen(analyzed.image.original, result, answer.face).save(annotate)
     if json_out:
         json_out.write_text(json.dumps({"answer": answer.as_dict(), "result": result.model_dump()}, indent=2))

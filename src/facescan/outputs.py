@@ -55,6 +55,7 @@ class ResultOutputs:
         self._records: list[dict] = []  # JSON records (model_dump) for the JSON output
         self._tables: dict[str, list[dict]] = {f: [] for f in ("csv", "parquet") if f in self.paths}  # table rows
         self.done: set[str] = set()  # sources already in every output (resume)
+        self.failed_before: dict[str, str] = {}  # source → error, of the inputs already there (resume)
         self._present: dict[str, set[str]] = {fmt: set() for fmt in self.paths}  # per output, on resume
         self._jsonl = None
         self._dirty = False
@@ -77,11 +78,12 @@ class ResultOutputs:
 
     def _load(self, fmt: str, path: Path) -> set[str]:
         if fmt == "jsonl":
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            return {json.loads(line)["source"] for line in lines}
-        if fmt == "json":
-            self._records = json.loads(path.read_text(encoding="utf-8"))
-            return {r["source"] for r in self._records}
+            records = _read_jsonl(path)
+        elif fmt == "json":
+            records = self._records = json.loads(path.read_text(encoding="utf-8"))
+        if fmt in ("jsonl", "json"):
+            self.failed_before.update({r["source"]: r["error"] for r in records if r.get("error")})
+            return {r["source"] for r in records}
         if fmt == "csv":
             with path.open(newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
@@ -90,6 +92,7 @@ class ResultOutputs:
 
             rows = pq.read_table(str(path)).to_pylist()
         self._tables[fmt] = rows
+        self.failed_before.update({r["source"]: r["error"] for r in rows if r.get("error")})
         return {r["source"] for r in rows}
 
     def add(self, result: ImageResult) -> None:
@@ -152,6 +155,24 @@ class ResultOutputs:
         rows = self._tables["parquet"]
         cols = _columns(rows)
         pq.write_table(pa.Table.from_pylist([{c: row.get(c) for c in cols} for row in rows]), str(path))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSONL file; a last line torn by a kill mid-write is cut off the file."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    records = []
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if k < len(lines) - 1 or line.endswith("\n"):
+                raise ValueError(f"line {k + 1} is not JSON") from None
+            with path.open("r+", encoding="utf-8") as f:  # only the unfinished last line is dropped
+                f.truncate(len("".join(lines[:k]).encode()))
+    return records
 
 
 def _columns(rows: list[dict]) -> list[str]:

@@ -1,6 +1,6 @@
 """The one analysis pipeline: load → detect → align → backend → results.
 
-The CLI, the Python API and later the service and evaluation all run this ``Analyzer``.
+The CLI, the Python API, ``ask``, evaluation and the service all run this ``Analyzer``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from facescan.explain import Explainer
 
 CHIP_SIZE = 224
+KEPT_IMAGES_PER_CHUNK = 4  # images per chunk when the decoded photos are returned too
 
 
 def parse_attributes(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -172,7 +173,10 @@ class Analyzer:
         for face, fi, prediction in zip(faces, inputs, predictions):
             face.attributes = prediction
             if self.explainer:
-                self._explain(face, fi)
+                try:
+                    self._explain(face, fi)
+                except Exception as e:  # noqa: BLE001 - an explanation is extra: the attributes stand without it
+                    face.explanation = f"no explanation: {type(e).__name__}: {e}"
         for p in batch:
             if self.describer and p.inputs:
                 self._describe(p)
@@ -231,9 +235,11 @@ class Analyzer:
         own = executor is None and workers > 1
         pool = ThreadPoolExecutor(max_workers=workers) if own else executor
         prepare = functools.partial(self.prepare, keep_image=keep_images)
+        # kept photos stay in memory until their chunk is yielded: fewer at a time (24-MP photos: ~0.3 GB each)
+        size = min(self.batch_images, KEPT_IMAGES_PER_CHUNK) if keep_images else self.batch_images
         try:
             while True:
-                chunk = [s for _, s in zip(range(self.batch_images), sources)]
+                chunk = [s for _, s in zip(range(size), sources)]
                 if not chunk:
                     break
                 pending = list(pool.map(prepare, chunk)) if pool else [prepare(s) for s in chunk]

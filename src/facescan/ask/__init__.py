@@ -20,10 +20,14 @@ __all__ = ["Answer", "Candidate", "Question", "Reference", "answer_question", "a
 CHOOSERS = ("descriptors", "vlm")
 
 
-def check_chooser(chooser: str) -> None:
-    """Raise ValueError unless ``chooser`` is one of :data:`CHOOSERS`."""
+def check_chooser(chooser: str, vlm=None) -> None:
+    """Raise ValueError unless ``chooser`` is one of :data:`CHOOSERS` and, for ``"vlm"``, ``vlm`` (when
+    given) is a backend that can look at numbered boxes — so a request fails before any analysis."""
     if chooser not in CHOOSERS:
         raise ValueError(f"chooser must be one of {', '.join(CHOOSERS)}, not {chooser!r}")
+    if chooser == "vlm" and vlm is not None and not hasattr(vlm, "ask_image"):
+        raise ValueError(f"backend {getattr(vlm, 'name', vlm)} cannot look at numbered boxes; "
+                         "use a VLM backend (hf, openai, gemini)")
 
 
 def attributes_for(question: Question) -> tuple[str, ...]:
@@ -35,13 +39,12 @@ def answer_question(question: Question, analyzed, chooser: str = "descriptors", 
     """Resolve ``question`` on an analyzed photo (a :class:`facescan.pipeline.Analyzed`; its result
     must carry person descriptors, and for ``chooser="vlm"`` its decoded image). ``vlm`` is a
     backend with ``ask_image``."""
-    check_chooser(chooser)
+    check_chooser(chooser, vlm)
+    if chooser == "vlm" and vlm is None:
+        raise ValueError("the vlm chooser needs a VLM backend (hf, openai, gemini)")
     result = analyzed.result
     if not result.ok:
         raise ValueError(result.error)
-    if chooser == "vlm" and not hasattr(vlm, "ask_image"):
-        raise ValueError(f"backend {getattr(vlm, 'name', vlm)} cannot look at numbered boxes; "
-                         "use a VLM backend (hf, openai, gemini)")
     if not result.faces:
         return Answer(question=question.text, status="no match", reasons=["no face was found in the photo"])
     if chooser == "vlm":
@@ -57,8 +60,8 @@ def ask_photo(image, question: str, analyzer=None, chooser: str = "descriptors",
     """
     from facescan.pipeline import Analyzer
 
-    check_chooser(chooser)
     q = parse_question(question)
     analyzer = analyzer or Analyzer(describe=True, attributes=attributes_for(q))
+    check_chooser(chooser, vlm or analyzer.backend)
     analyzed = analyzer.analyze_one(image, keep_image=chooser == "vlm")
     return answer_question(q, analyzed, chooser, vlm or analyzer.backend), analyzed.result

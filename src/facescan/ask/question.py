@@ -127,7 +127,7 @@ def _read_emotion(q: str, ref: Reference, yes_no: bool) -> None:
 
 
 def _asked(q: str, ref: Reference, yes_no: bool) -> list[str]:
-    asks = [a for a, ws in words.ASKED_WORDS.items() if any(w in q for w in ws if not w.endswith("?"))
+    asks = [a for a, ws in words.ASKED_WORDS.items() if any(_has(q, w) for w in ws if not w.endswith("?"))
             or any(q.rstrip().endswith(w) for w in ws if w.endswith("?"))]
     if ref.eyewear is not None and "eyewear" in asks and not yes_no:
         asks.remove("eyewear")  # "the person with sunglasses" names, it does not ask

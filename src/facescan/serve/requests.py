@@ -21,11 +21,11 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartParser
 
+from facescan.ask import CHOOSERS
 from facescan.schema import ImageResult
 
 MAX_FORM_FIELDS = 10
 FLAG_VALUES = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False, "": False}
-CHOOSERS = ("descriptors", "vlm")
 
 
 class AnalyzeJSON(BaseModel):
