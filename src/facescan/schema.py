@@ -83,6 +83,7 @@ class Face(BaseModel):
     action_units: dict[str, float] | None = None  # --explain: AU intensities 0-5 from the face mesh
     explanation: str | None = None  # --explain: observations → interpretation → final label
     description: dict[str, Any] | None = None  # --describe: clothing, hair, eyewear, beard, head pose, posture
+    track_id: int | None = None  # video: the person's id across frames (None: not confirmed as a track)
 
 
 class ImageResult(BaseModel):
@@ -142,3 +143,71 @@ def read_json(path: str | Path) -> list[ImageResult]:
     """Read results written by :func:`write_json`."""
     return [ImageResult.model_validate(d) for d in json.loads(Path(path).read_text(encoding="utf-8"))]
 
+
+# ------------------------------------------------------------------------------- video
+class FrameFaces(BaseModel):
+    """The faces of one analyzed video frame; ``time_s`` from the start of the clip."""
+
+    frame: int
+    time_s: float
+    faces: list[Face] = Field(default_factory=list)
+
+
+class EmotionPoint(BaseModel):
+    """One point of a person's smoothed emotion timeline."""
+
+    time_s: float
+    label: str
+    probabilities: dict[str, float] = Field(default_factory=dict)
+
+
+class Track(BaseModel):
+    """One person followed across frames: attributes from the mean distribution over their frames."""
+
+    track_id: int
+    first_frame: int
+    last_frame: int
+    first_time_s: float
+    last_time_s: float
+    n_frames: int
+    attributes: dict[str, AttributePrediction] = Field(default_factory=dict)
+    emotion_timeline: list[EmotionPoint] = Field(default_factory=list)
+    dominant_emotion: str | None = None
+    emotion_shares: dict[str, float] = Field(default_factory=dict)
+    keyframes: list[int] | None = None  # VLM backends: the frames whose faces the model saw
+
+
+class VideoSampling(BaseModel):
+    """Which frames were analyzed: ``fps`` per second or ``every`` n-th, between ``start`` and ``end`` seconds."""
+
+    fps: float | None = None
+    every: int | None = None
+    start: float | None = None
+    end: float | None = None
+
+
+class VideoResult(BaseModel):
+    """Everything facescan found in one video; ``error`` is set when it could not be analyzed."""
+
+    source: str
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    duration_s: float | None = None
+    frames_decoded: int = 0
+    frames_analyzed: int = 0
+    sampling: VideoSampling = Field(default_factory=VideoSampling)
+    backend: str | None = None
+    detector: str | None = None
+    attributes: list[str] = Field(default_factory=list)
+    frames: list[FrameFaces] = Field(default_factory=list)
+    tracks: list[Track] = Field(default_factory=list)
+    faces_sent: int = 0  # faces the backend saw (every face of every frame; keyframes only with a VLM)
+    model_calls: int = 0  # the backend's own request counter where it has one, else faces_sent × attributes
+    seconds: float | None = None
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

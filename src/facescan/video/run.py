@@ -1,0 +1,237 @@
+"""One video's analysis: frames in batches through the analyzer, tracking, per-person aggregation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from facescan.backends.base import FaceInput
+from facescan.schema import Box, FrameFaces, VideoResult
+from facescan.video.aggregate import TrackStats
+from facescan.video.decode import Frame, VideoLoadError, VideoReader
+from facescan.video.keyframes import Candidate, KeyframePool, face_quality
+from facescan.video.track import FaceTracker
+
+
+def is_costly(backend) -> bool:
+    """Backends that answer per call at a cost (VLMs, APIs: those with ``ask_image``) see keyframes only."""
+    return bool(getattr(backend, "per_call_cost", hasattr(backend, "ask_image")))
+
+
+@dataclass
+class _Pending:
+    """An analyzed frame waiting for its faces' track ids (the chips only with a costly backend)."""
+
+    faces: FrameFaces
+    inputs: list[FaceInput] = field(default_factory=list)
+
+
+class VideoRun:
+    """Streams ``reader``'s frames through ``analyzer`` and fills ``result``."""
+
+    def __init__(self, analyzer, reader: VideoReader, result: VideoResult, *, smooth: float, keyframes: int,
+                 on_frame: Callable[[FrameFaces], None] | None, keep_frames: bool):
+        self.analyzer, self.reader, self.result = analyzer, reader, result
+        self.smooth, self.keyframes, self.on_frame, self.keep_frames = smooth, keyframes, on_frame, keep_frames
+        self.costly = is_costly(analyzer.backend)
+        info = reader.info
+        result.width, result.height, result.fps, result.duration_s = info.width, info.height, info.fps, info.duration_s
+        self.tracker: FaceTracker[_Pending] = FaceTracker(rate=_analysis_rate(reader))
+        self.stats: dict[int, TrackStats] = {}
+        self.pools: dict[int, KeyframePool] = {}
+        self.frame_errors: list[str] = []
+        self._calls_before = getattr(analyzer.backend, "calls", None)
+        self.face_batch = getattr(analyzer.backend, "batch_size", None) or 64
+
+    def run(self, progress: bool = False, workers: int = 1) -> None:
+        """Analyze every sampled frame, then build the tracks; any failure becomes ``result.error``."""
+        result = self.result
+        try:
+            with _Progress(progress, result.source, _expected_frames(self.reader)) as advance:
+                self._frames_loop(advance, workers)
+            for pending, ids in self.tracker.flush():
+                self._release(pending, ids)
+            if self.costly:
+                self._predict_keyframes()
+            result.tracks = [s.build(self.analyzer.attributes, self.smooth)
+                             for s in sorted(self.stats.values(), key=lambda s: s.track_id)]
+        except VideoLoadError as e:
+            result.error = str(e)
+        except Exception as e:  # a bug or a backend crash: this video's error, the caller's batch goes on
+            result.error = f"{result.source}: video analysis failed ({type(e).__name__}: {e})"
+        result.frames_decoded = self.reader.frames_decoded
+        result.warnings.extend(self.reader.warnings)
+        self._report_frame_errors()
+        calls = getattr(self.analyzer.backend, "calls", None)
+        if isinstance(calls, int) and isinstance(self._calls_before, int):
+            result.model_calls = calls - self._calls_before
+        else:
+            result.model_calls = result.faces_sent * len(self.analyzer.attributes)
+
+    def _frames_loop(self, advance: Callable[[Frame], None], workers: int) -> None:
+        """Detect each frame as it is decoded (``workers`` at a time), then predict in batches of
+        ``batch_images`` frames or ``face_batch`` faces (whichever comes first: the backend then sees
+        batches of nearly constant size, which keeps onnxruntime's memory arena from growing with the
+        variety of batch shapes); a frame's pixels are let go once its faces are cut out."""
+        analyzer = self.analyzer
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        batch: list = []
+        try:
+            for chunk in _batches(iter(self.reader), workers):
+                pixels = [f.pixels for f in chunk]
+                prepared = list(pool.map(analyzer.prepare, pixels)) if pool else [analyzer.prepare(pixels[0])]
+                for frame, p in zip(chunk, prepared):
+                    frame.pixels = None
+                    if analyzer.describer is None:  # only the describer looks at the whole frame again
+                        for fi in p.inputs:
+                            fi.image = None
+                    batch.append((frame, p))
+                del pixels, prepared, chunk
+                if len(batch) >= analyzer.batch_images or sum(len(p.inputs) for _, p in batch) >= self.face_batch:
+                    self._predict_batch(batch, advance)
+                    batch = []
+            self._predict_batch(batch, advance)
+        finally:
+            if pool:
+                pool.shutdown()
+
+    def _predict_batch(self, batch: list, advance: Callable[[Frame], None]) -> None:
+        if not self.costly:
+            prepared = [p for _, p in batch]
+            self.analyzer.predict(prepared)
+            self.result.faces_sent += sum(len(p.inputs) for p in prepared)
+        for frame, p in batch:
+            self._analyzed(frame, p)
+            advance(frame)
+
+    def _analyzed(self, frame: Frame, prepared) -> None:
+        """Map one frame's faces to original video pixels and hand them to the tracker."""
+        self.result.frames_analyzed += 1
+        if prepared.result.error:
+            self.frame_errors.append(prepared.result.error)
+        inv = 1.0 / frame.scale
+        faces = prepared.result.faces
+        for face in faces:
+            b = face.box
+            face.box = Box(x=b.x * inv, y=b.y * inv, width=b.width * inv, height=b.height * inv)
+            if face.keypoints:
+                face.keypoints = [(x * inv, y * inv) for x, y in face.keypoints]
+        inputs = [FaceInput(chip=fi.chip, padding=fi.padding, keypoints=fi.keypoints) for fi in prepared.inputs]
+        pending = _Pending(FrameFaces(frame=frame.index, time_s=frame.time_s, faces=faces),
+                           inputs if self.costly else [])
+        boxes = [(f.box.x, f.box.y, f.box.width, f.box.height) for f in faces]
+        for ready, ids in self.tracker.push(pending, boxes):
+            self._release(ready, ids)
+
+    def _release(self, pending: _Pending, ids: list[int | None]) -> None:
+        """A frame whose track ids are known: per-person statistics, keyframe candidates, outputs."""
+        ff = pending.faces
+        for i, (face, track_id) in enumerate(zip(ff.faces, ids)):
+            face.track_id = track_id
+            if track_id is None:
+                continue
+            stats = self.stats.get(track_id)
+            if stats is None:
+                stats = self.stats[track_id] = TrackStats(track_id, ff.frame, ff.time_s)
+            stats.add_face(ff.frame, ff.time_s, face)
+            if self.costly and i < len(pending.inputs):
+                fi = pending.inputs[i]
+                pool = self.pools.setdefault(track_id, KeyframePool(self.keyframes))
+                pool.offer(Candidate(face_quality(fi), ff.frame, ff.time_s, fi, face))
+        if self.keep_frames:
+            self.result.frames.append(ff)
+        if self.on_frame:
+            self.on_frame(ff)
+
+    def _predict_keyframes(self) -> None:
+        """One backend call with every person's keyframes; the answers aggregate like per-frame ones."""
+        chosen = [(tid, c) for tid, pool in self.pools.items() for c in pool.choose()]
+        for tid in self.pools:
+            self.stats[tid].keyframes = [c.frame for t, c in chosen if t == tid]
+        if not chosen:
+            return
+        backend = self.analyzer.backend
+        self.result.faces_sent += len(chosen)
+        try:
+            answers = backend.predict([c.face_input for _, c in chosen], list(self.analyzer.attributes))
+        except Exception as e:  # the tracks stand without attributes
+            self.result.warnings.append(f"{self.result.source}: backend {backend.name} failed on the keyframes: {e}")
+            return
+        for (tid, c), answer in zip(chosen, answers):
+            c.face.attributes = answer
+            self.stats[tid].add_predictions(c.time_s, answer)
+
+    def _report_frame_errors(self) -> None:
+        errors = self.frame_errors
+        if not errors:
+            return
+        result = self.result
+        if len(errors) == result.frames_analyzed and not result.error:
+            result.error = errors[0]
+        else:
+            result.warnings.append(f"{len(errors)} of {result.frames_analyzed} frame(s) failed; first: {errors[0]}")
+
+
+def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _analysis_rate(reader: VideoReader) -> float:
+    """Analyzed frames per second of video."""
+    rate = reader.info.fps or 25.0
+    if reader.fps:
+        return min(rate, reader.fps)
+    return rate / (reader.every or 1)
+
+
+def _expected_frames(reader: VideoReader) -> int | None:
+    info = reader.info
+    duration = info.duration_s
+    if not duration and info.frames and info.fps:
+        duration = info.frames / info.fps
+    if not duration:
+        return None
+    span = max(0.0, min(duration, reader.end or duration) - (reader.start or 0.0))
+    return max(1, round(span * _analysis_rate(reader)))
+
+
+class _Progress:
+    """A rich progress bar in frames with frames/s and × real time, or nothing."""
+
+    def __init__(self, show: bool, name: str, total: int | None):
+        self.show, self.name, self.total = show, name, total
+        self.started = time.perf_counter()
+        self.first_time: float | None = None
+
+    def __enter__(self) -> Callable[[Frame], None]:
+        if not self.show:
+            return lambda frame: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("frames {task.fields[speed]}"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.bar.__enter__()
+        self.task = self.bar.add_task(self.name, total=self.total, speed="")
+        return self._advance
+
+    def _advance(self, frame: Frame) -> None:
+        self.first_time = frame.time_s if self.first_time is None else self.first_time
+        elapsed = max(1e-9, time.perf_counter() - self.started)
+        done = self.bar.tasks[0].completed + 1
+        realtime = (frame.time_s - self.first_time) / elapsed
+        self.bar.update(self.task, advance=1, speed=f"{done / elapsed:.1f}/s, {realtime:.1f}× real time")
+
+    def __exit__(self, *exc) -> None:
+        if self.show:
+            self.bar.__exit__(*exc)
