@@ -261,7 +261,7 @@ def test_rotated_phone_clip_gives_upright_faces(tmp_path, stub_analyzer, faces):
     needs_rotation_writing()
     upright = np.full((480, 270, 3), 100, np.uint8)
     upright[150:310, 55:215] = faces[0]
-    clip = write_clip(tmp_path / "phone.mp4", [np.ascontiguousarray(np.rot90(upright, 1))] * 5, rotation=-90)
+    clip = write_clip(tmp_path / "phone.mp4", [np.ascontiguousarray(np.rot90(upright, 1))] * 15, rotation=-90)
     result = analyze_video(clip, stub_analyzer)
     assert (result.width, result.height) == (270, 480) and len(result.tracks) == 1
     box = result.frames[-1].faces[0].box

@@ -10,18 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "Analyzer", "load_backend", "ImageResult", "__version__"]
+__all__ = ["analyze", "analyze_video", "Analyzer", "load_backend", "ImageResult", "VideoResult", "__version__"]
 
 if TYPE_CHECKING:
     from facescan.backends.base import load_backend
     from facescan.pipeline import Analyzer, analyze
-    from facescan.schema import ImageResult
+    from facescan.schema import ImageResult, VideoResult
+    from facescan.video import analyze_video
 
 _LAZY = {
     "analyze": "facescan.pipeline",
     "Analyzer": "facescan.pipeline",
     "load_backend": "facescan.backends.base",
     "ImageResult": "facescan.schema",
+    "VideoResult": "facescan.schema",
+    "analyze_video": "facescan.video",
 }
 
 

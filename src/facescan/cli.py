@@ -69,7 +69,8 @@ def _describe_line(d: dict | None) -> str:
 
 @app.command()
 def analyze(
-    inputs: list[Path] = typer.Argument(..., help="Photos and/or folders of photos."),
+    inputs: list[Path] = typer.Argument(..., help="Photos, videos (mp4, mov, avi, mkv, webm, m4v) and/or folders "
+                                        "of them."),
     attributes: str = typer.Option(",".join(taxonomy.DEFAULT_ATTRIBUTES), "--attributes", "-a",
                                    help="Comma-separated: age, gender, race, emotion. Race only when asked for."),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
@@ -89,6 +90,12 @@ def analyze(
                                   "sunglasses, beard, head pose, posture (MediaPipe pose)."),
     resume: bool = typer.Option(False, "--resume", help="Keep the result files there and skip the inputs "
                                 "already in them (every output must hold an input for it to be skipped)."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Videos: analyze N frames per second "
+                                        "(default: every frame)."),
+    every: Optional[int] = typer.Option(None, "--every", min=1, help="Videos: analyze every N-th frame."),
+    start: Optional[float] = typer.Option(None, "--start", min=0, help="Videos: start at this time (seconds)."),
+    end: Optional[float] = typer.Option(None, "--end", min=0, help="Videos: stop at this time (seconds)."),
+    smooth: float = typer.Option(1.0, "--smooth", min=0, help="Videos: emotion timeline smoothing, seconds."),
 ) -> None:
     """Detect faces and recognize their attributes. Result files are written as the run goes, so a
     killed run keeps what it finished; --resume skips the inputs already in them."""
@@ -109,11 +116,14 @@ def analyze(
         _fail(str(e))
     if resume and not outputs.paths:
         _fail("--resume needs an output to resume: --jsonl, --csv, --json or --parquet")
-    todo = [f for f in files if str(f) not in outputs.done]
+    from facescan.video import is_video
+
+    todo = [f for f in files if str(f) not in outputs.done and not is_video(f)]
+    clips = [f for f in files if str(f) not in outputs.done and is_video(f)]
     shown = _ResultPrinter(analyzer.attributes, explain, describe, table=not quiet and len(todo) <= 50)
     if len(todo) < len(files):
         err_console.print(f"resuming: {len(files) - len(todo)} of {len(files)} input(s) are already in the outputs")
-        skipped = {str(f) for f in files} - {str(f) for f in todo}
+        skipped = {str(f) for f in files} - {str(f) for f in todo + clips}
         shown.failed_before = [error for source, error in outputs.failed_before.items() if source in skipped]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -128,7 +138,25 @@ def analyze(
             outputs.add(result)
             shown.add(result)
             progress.advance(task)
+        for clip in clips:  # each video streams its frames with a progress bar of its own
+            video = _analyze_clip(clip, analyzer, dict(fps=fps, every=every, start=start, end=end, smooth=smooth))
+            outputs.add(video)
+            shown.add_video(video)
     shown.summary()
+
+
+def _analyze_clip(path: Path, analyzer, sampling: dict):
+    """One video through a video analyzer sharing ``analyzer``'s backend (BlazeFace without tiles)."""
+    from facescan.pipeline import Analyzer
+    from facescan.video import VideoDetector, analyze_video
+
+    detector = VideoDetector() if analyzer.detector is None or analyzer.detector.name.startswith("mediapipe") \
+        else analyzer.detector
+    video_analyzer = Analyzer(backend=analyzer.backend, detector=detector, attributes=analyzer.attributes)
+    try:
+        return analyze_video(path, video_analyzer, progress=sys.stderr.isatty(), **sampling)
+    except ValueError as e:  # sampling options that do not fit together
+        _fail(str(e))
 
 
 def _fail(message: str) -> NoReturn:
@@ -151,7 +179,7 @@ class _ResultPrinter:
 
     def __init__(self, attributes, explain: bool, describe: bool, table: bool):
         self.attributes, self.explain, self.describe, self.table = attributes, explain, describe, table
-        self.images = self.faces = 0
+        self.images = self.faces = self.videos = self.people = 0
         self.failed: list[str] = []
         self.failed_before: list[str] = []  # inputs of this run that failed in the run being resumed
 
@@ -171,9 +199,34 @@ class _ResultPrinter:
         for face in result.faces if self.describe else []:
             console.print(f"[bold]#{face.index}[/bold] {escape(_describe_line(face.description))}")
 
+    def add_video(self, video) -> None:
+        """A video: a table with one row per person."""
+        self.videos += 1
+        self.people += len(video.tracks)
+        if video.error:
+            self.failed.append(video.error)
+            err_console.print(f"[red]✗[/red] {escape(video.error)}")
+            return
+        for warning in video.warnings:
+            err_console.print(f"[yellow]![/yellow] {escape(warning)}")
+        if not self.table:
+            return
+        table = Table(title=f"{escape(video.source)} — {video.frames_analyzed} frame(s) analyzed, "
+                            f"{len(video.tracks)} person(s), {video.seconds:.1f} s", title_justify="left")
+        for column in ("person", "seen (s)", "frames", *self.attributes, "dominant emotion"):
+            table.add_column(column)
+        for t in video.tracks:
+            cells = [_format_attr(t.attributes[a]) if a in t.attributes else "–" for a in self.attributes]
+            dominant = (f"{t.dominant_emotion} [dim]{t.emotion_shares[t.dominant_emotion]:.0%}[/dim]"
+                        if t.dominant_emotion else "–")
+            table.add_row(str(t.track_id), f"{t.first_time_s:.1f}–{t.last_time_s:.1f}", str(t.n_frames), *cells,
+                          dominant)
+        console.print(table)
+
     def summary(self) -> None:
-        """Print the counts and every failure; exit 1 when any image failed."""
-        err_console.print(f"{self.images} image(s), {self.faces} face(s), {len(self.failed)} failed")
+        """Print the counts and every failure; exit 1 when any input failed."""
+        videos = f", {self.videos} video(s) with {self.people} person(s)" if self.videos else ""
+        err_console.print(f"{self.images} image(s), {self.faces} face(s){videos}, {len(self.failed)} failed")
         if self.failed_before:
             err_console.print(f"{len(self.failed_before)} input(s) had failed in the resumed run (in the outputs; "
                               "remove their lines or rows to retry them)")

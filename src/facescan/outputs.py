@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from facescan.schema import ImageResult, result_rows
+from facescan.schema import ImageResult, VideoResult, result_rows, video_frame_rows, video_track_rows
 
 FORMATS = ("json", "jsonl", "csv", "parquet")
 CHECKPOINT_SECONDS = 5.0
@@ -54,6 +54,7 @@ class ResultOutputs:
         self.resume = resume
         self._records: list[dict] = []  # JSON records (model_dump) for the JSON output
         self._tables: dict[str, list[dict]] = {f: [] for f in ("csv", "parquet") if f in self.paths}  # table rows
+        self._tracks: dict[str, list[dict]] = {f: [] for f in self._tables}  # one row per person of a video
         self.done: set[str] = set()  # sources already in every output (resume)
         self.failed_before: dict[str, str] = {}  # source → error, of the inputs already there (resume)
         self._present: dict[str, set[str]] = {fmt: set() for fmt in self.paths}  # per output, on resume
@@ -75,6 +76,9 @@ class ResultOutputs:
                     raise OutputError(f"--resume: {path} cannot be read back ({e}); move it away to start over") \
                         from None
         self.done = set.intersection(*self._present.values()) if self._present else set()
+        for fmt in self._tracks:
+            if tracks_path(self.paths[fmt]).exists():
+                self._tracks[fmt] = self._read_table(fmt, tracks_path(self.paths[fmt]))
 
     def _load(self, fmt: str, path: Path) -> set[str]:
         if fmt == "jsonl":
@@ -84,18 +88,20 @@ class ResultOutputs:
         if fmt in ("jsonl", "json"):
             self.failed_before.update({r["source"]: r["error"] for r in records if r.get("error")})
             return {r["source"] for r in records}
-        if fmt == "csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(str(path)).to_pylist()
-        self._tables[fmt] = rows
+        rows = self._tables[fmt] = self._read_table(fmt, path)
         self.failed_before.update({r["source"]: r["error"] for r in rows if r.get("error")})
         return {r["source"] for r in rows}
 
-    def add(self, result: ImageResult) -> None:
+    @staticmethod
+    def _read_table(fmt: str, path: Path) -> list[dict]:
+        if fmt == "csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        import pyarrow.parquet as pq
+
+        return pq.read_table(str(path)).to_pylist()
+
+    def add(self, result: ImageResult | VideoResult) -> None:
         """Record one result (JSONL at once; the other files at the next checkpoint); an output that
         already holds this image (a resumed run) is left as it is."""
         new = {fmt for fmt in self.paths if result.source not in self._present[fmt]}
@@ -105,9 +111,11 @@ class ResultOutputs:
         if "json" in new:
             self._records.append(result.model_dump(mode="json"))
         if new & set(self._tables):
-            rows = result_rows([result])
+            video = isinstance(result, VideoResult)
+            rows = video_frame_rows(result) if video else result_rows([result])
             for fmt in new & set(self._tables):
                 self._tables[fmt].extend(rows)
+                self._tracks[fmt].extend(video_track_rows(result) if video else [])
         self._dirty = True
         if time.monotonic() - self._last >= max(CHECKPOINT_SECONDS, 10 * self._cost):
             self.checkpoint()
@@ -118,10 +126,12 @@ class ResultOutputs:
             return
         started = time.monotonic()
         for fmt, path in self.paths.items():
-            if fmt != "jsonl":
-                tmp = path.with_name(path.name + ".facescan-tmp")
-                getattr(self, f"_write_{fmt}")(tmp)
-                os.replace(tmp, path)
+            if fmt == "jsonl":
+                continue
+            writer = getattr(self, f"_write_{fmt}")
+            _replace(path, writer, self._tables.get(fmt))
+            if self._tracks.get(fmt):
+                _replace(tracks_path(path), writer, self._tracks[fmt])
         self._dirty = False
         self._last = time.monotonic()
         self._cost = self._last - started
@@ -139,22 +149,35 @@ class ResultOutputs:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _write_json(self, path: Path) -> None:
+    def _write_json(self, path: Path, rows=None) -> None:
         path.write_text(json.dumps(self._records, indent=2), encoding="utf-8")
 
-    def _write_csv(self, path: Path) -> None:
+    @staticmethod
+    def _write_csv(path: Path, rows: list[dict]) -> None:
         with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=_columns(self._tables["csv"]))
+            writer = csv.DictWriter(f, fieldnames=_columns(rows))
             writer.writeheader()
-            writer.writerows(self._tables["csv"])
+            writer.writerows(rows)
 
-    def _write_parquet(self, path: Path) -> None:
+    @staticmethod
+    def _write_parquet(path: Path, rows: list[dict]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = self._tables["parquet"]
         cols = _columns(rows)
         pq.write_table(pa.Table.from_pylist([{c: row.get(c) for c in cols} for row in rows]), str(path))
+
+
+def tracks_path(path: Path) -> Path:
+    """Where a table's per-person rows of videos go: ``r.csv`` → ``r.tracks.csv``."""
+    return path.with_name(f"{path.stem}.tracks{path.suffix}")
+
+
+def _replace(path: Path, writer, rows) -> None:
+    """``writer(tmp, rows)`` then rename ``tmp`` into place, so the file is never half-written."""
+    tmp = path.with_name(path.name + ".facescan-tmp")
+    writer(tmp, rows)
+    os.replace(tmp, path)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

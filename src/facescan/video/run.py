@@ -14,6 +14,9 @@ from facescan.video.decode import Frame, VideoLoadError, VideoReader
 from facescan.video.keyframes import Candidate, KeyframePool, face_quality
 from facescan.video.track import FaceTracker
 
+#: A person must be seen this long (seconds of video) to be reported as a track.
+MIN_PERSON_S = 0.5
+
 
 def is_costly(backend) -> bool:
     """Backends that answer per call at a cost (VLMs, APIs: those with ``ask_image``) see keyframes only."""
@@ -56,7 +59,7 @@ class VideoRun:
             if self.costly:
                 self._predict_keyframes()
             result.tracks = [s.build(self.analyzer.attributes, self.smooth)
-                             for s in sorted(self.stats.values(), key=lambda s: s.track_id)]
+                             for s in sorted(self._persons(), key=lambda s: s.track_id)]
         except VideoLoadError as e:
             result.error = str(e)
         except Exception as e:  # a bug or a backend crash: this video's error, the caller's batch goes on
@@ -69,6 +72,18 @@ class VideoRun:
             result.model_calls = calls - self._calls_before
         else:
             result.model_calls = result.faces_sent * len(self.analyzer.attributes)
+
+    def _persons(self) -> list:
+        """The tracks seen for at least :data:`MIN_PERSON_S` (shorter ones are flickers: a false
+        detection followed for a few frames); the faces of the others lose their track id."""
+        step = 1.0 / _analysis_rate(self.reader)
+        kept = [s for s in self.stats.values() if s.last_time - s.first_time + step >= MIN_PERSON_S]
+        dropped = {s.track_id for s in self.stats.values()} - {s.track_id for s in kept}
+        for ff in self.result.frames if dropped else []:
+            for face in ff.faces:
+                if face.track_id in dropped:
+                    face.track_id = None
+        return kept
 
     def _frames_loop(self, advance: Callable[[Frame], None], workers: int) -> None:
         """Detect each frame as it is decoded (``workers`` at a time), then predict in batches of
