@@ -35,15 +35,20 @@ def start_server(port: int, max_batch: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "facescan.cli", "serve", "--port", str(port), "--max-batch", str(max_batch),
            "--max-queue", "256", "--timeout", "60"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    return wait_healthy(proc, port, "the server did not start")
+
+
+def wait_healthy(proc: subprocess.Popen, port: int, failure: str) -> subprocess.Popen:
+    """Wait (up to 120 s) until the server on ``port`` answers /healthz; kill it and raise ``failure`` if not."""
     deadline = time.time() + 120
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.3)
     proc.kill()
-    raise RuntimeError("the server did not start")
+    raise RuntimeError(failure)
 
 
 async def load(url: str, photos: list[tuple[str, bytes]], clients: int, seconds: float) -> dict:

@@ -45,14 +45,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from serve_load import free_port, wait_healthy  # benchmarks/ is on sys.path when a script in it runs
+
 DEFAULT_PHOTO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "single_face.jpg"
 MB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # `facescan serve` whose analysis raises for a whole batch when one of its images' decoder raises: the
@@ -82,15 +78,7 @@ def start_server(port: int, log: Path, raising_decoder: bool = False) -> subproc
     entry = ["-c", RAISING_DECODER] if raising_decoder else ["-m", "facescan.cli"]
     cmd = [sys.executable, *entry, "serve", "--port", str(port), "--max-queue", "256", "--timeout", "60"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env={**os.environ})
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"the server did not start; see {log}")
+    return wait_healthy(proc, port, f"the server did not start; see {log}")
 
 
 # ---------------------------------------------------------------- bad files
