@@ -233,7 +233,8 @@ def _trials(base: list[str], work: Path, trials: list, n: int, attributes: int, 
     print(f"metrics equal to the uninterrupted run's (accuracy, macro-F1, fairness, bootstrap CIs): "
           f"{equal} of {len(trials)} trials")
     for attr, m in clean["attributes"].items():
-        gaps = ", ".join(f"{g} {f['largest_gap']:.3f}" for g, f in m.get("fairness", {}).items())
+        gaps = ", ".join(f"{g} {f['largest_gap']:.3f}" if f.get("largest_gap") is not None else f"{g} –"
+                         for g, f in m.get("fairness", {}).items())
         print(f"  {attr}: accuracy {m['accuracy']:.4f} {m['accuracy_ci95']}, macro-F1 {m['macro_f1']:.4f}; "
               f"largest gaps: {gaps}")
     if lost or duplicated or equal < len(trials):

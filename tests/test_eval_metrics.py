@@ -63,7 +63,7 @@ def test_attribute_metrics_match_a_hand_computation():
 
 
 def test_group_accuracy_gaps_and_equalized_odds_match_a_hand_computation():
-    fair = group_accuracy(TRUE, PRED, GROUP, LABELS, n_resamples=200)
+    fair = group_accuracy(TRUE, PRED, GROUP, LABELS, n_resamples=200, min_n=1)  # groups of 6: compared anyway
     acc = {}
     for g in ("a", "b"):
         idx = [i for i, x in enumerate(GROUP) if x == g]
@@ -90,6 +90,9 @@ def test_group_accuracy_gaps_and_equalized_odds_match_a_hand_computation():
             if len(vals) == 2:
                 worst = max(worst, max(vals) - min(vals))
     assert fair["equalized_odds_difference"] == pytest.approx(worst)
+    for key, ci in (("largest_gap", "largest_gap_ci95"), ("equalized_odds_difference", "equalized_odds_ci95")):
+        lo, hi = fair[ci]
+        assert 0 <= lo <= fair[key] <= hi <= 1
 
 
 def test_equalized_odds_is_zero_for_identical_behaviour_across_groups():

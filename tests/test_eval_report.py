@@ -46,7 +46,7 @@ def _metrics() -> dict:
     m = attribute_metrics(y_true, y_pred, "gender", n_resamples=50)
     m["failed_images"] = 0
     m["fairness"] = {"family": group_accuracy(y_true, y_pred, groups, ["male", "female"], n_resamples=50,
-                                              order=[ODD_GROUP, "plain", "third_group"])}
+                                              min_n=4, order=[ODD_GROUP, "plain", "third_group"])}
     identity = {"backend": "fake", "dataset": "fake:data", "split": "val", "limit": None, "seed": 0,
                 "stratify": None}
     return {"meta": {"identity": identity, "n_items": 12}, "attributes": {"gender": m}}

@@ -104,7 +104,8 @@ def test_run_writes_the_report(tmp_path):
     assert "accuracy per race × gender" in md and "builtin" in md
     svg = (out / "figures" / "confusion_race.svg").read_text()
     assert "<svg" in svg and ">Latino/Hispanic<" in svg  # labels stay text
-    assert ">middle eastern/female<" in (out / "figures" / "groups.svg").read_text()
+    groups = (out / "figures" / "groups.svg").read_text()  # group names spelled as in the confusion matrix
+    assert ">Middle Eastern × female † (n=2)<" in groups and "middle eastern" not in groups
     with pytest.raises(ValueError, match="another run"):
         run_eval(f"fairface:{data}", "val", "builtin", out, attributes=["gender"], progress=False)
 

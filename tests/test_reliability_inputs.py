@@ -139,11 +139,15 @@ def test_cli_folder_run_completes_and_keeps_the_good_rows(cases, tmp_path):
     _good_inputs(good, 3)
     res, rows = _cli_csv(tmp_path, folder, good)
     assert res.exit_code == 1, res.output
-    listed = expand_inputs([folder, good])
+    not_media: list = []
+    listed = expand_inputs([folder, good], skipped=not_media)
     assert {r["source"] for r in rows} == {str(p) for p in listed}, "every listed entry has a row"
+    # files that are no image or video by their suffix (archive.zip) are skipped and said to be, not failed
+    assert not_media and f"skipped {len(not_media)} file(s)" in res.output
+    assert {p.suffix for p in not_media} <= {".zip", ".txt", ".json", ".csv", ".md"}, not_media
     rows_by_source = {r["source"]: r for r in rows}
     for case in cases:
-        if isinstance(case.source, Path) and case.listed:
+        if isinstance(case.source, Path) and case.listed and case.source not in not_media:
             row = rows_by_source[str(case.source)]
             assert bool(row["error"]) == (case.problem is not None), (case.kind, row["error"])
     for p in good.iterdir():

@@ -48,7 +48,7 @@ def test_csv_one_row_per_face_and_no_image_lost(tmp_path):
     outputs.WRITERS["csv"](_result(), path)
     rows = list(csv.DictReader(path.open()))
     assert [r["source"] for r in rows] == ["a.jpg", "b.jpg", "c.jpg"]
-    assert rows[0]["age"] == "20-29" and float(rows[0]["age_p_20-29"]) == pytest.approx(0.5)
+    assert rows[0]["age"] == "20-29" and float(rows[0]["age_p_20_29"]) == pytest.approx(0.5)
     assert rows[0]["emotion"] == "" and rows[0]["emotion_error"] == "answer maps to no label"
     assert rows[2]["error"] == "c.jpg: file is empty" and rows[1]["face"] == ""
 

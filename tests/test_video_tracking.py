@@ -45,9 +45,9 @@ def _switches(seq: list) -> int:
     return sum(a != b for a, b in zip(ids, ids[1:]))
 
 
-def _run(tmp_path, analyzer, name, people, duration, occluders=()):
+def _run(tmp_path, analyzer, name, people, duration, occluders=(), **options):
     truth = scene_clip(tmp_path / f"{name}.mp4", people, duration, fps=10, occluders=occluders)
-    result = analyze_video(tmp_path / f"{name}.mp4", analyzer)
+    result = analyze_video(tmp_path / f"{name}.mp4", analyzer, **options)
     assert result.error is None and result.frames_analyzed == len(truth)
     return result, truth
 
@@ -97,8 +97,8 @@ def test_track_attributes_agree_with_the_majority_of_frames(tmp_path, faces):
     analyzer = Analyzer(detector=VideoDetector())
     people = [Person(faces[0], linear(20, 80, 460, 110, 0, 3)), Person(faces[1], linear(460, 100, 20, 80, 0, 3)),
               Person(faces[2], linear(250, 190, 250, 190, 0, 3))]
-    result, _ = _run(tmp_path, analyzer, "majority", people, 3)
-    single = analyze_video(shared("photos", "single_face.mp4"), analyzer, fps=10)
+    result, _ = _run(tmp_path, analyzer, "majority", people, 3, person_fps=None)  # every attribute, every frame
+    single = analyze_video(shared("photos", "single_face.mp4"), analyzer, fps=10, person_fps=None)
     checked = 0
     for video in (result, single):
         for track in video.tracks:
@@ -111,3 +111,22 @@ def test_track_attributes_agree_with_the_majority_of_frames(tmp_path, faces):
                     checked += 1
     print(f"\nmajority of per-frame labels checked against the track label: {checked} (track, attribute) pairs")
     assert checked >= 4
+
+
+def test_person_attributes_on_fewer_frames_and_every_person_gets_them(tmp_path, faces):
+    """person_fps=1: age and gender about once a second, the emotion on every frame; a person seen
+    only between two such frames (0.6 s here) still gets age and gender, from their largest face."""
+    analyzer = Analyzer(detector=VideoDetector())
+    people = [Person(faces[0], linear(20, 80, 460, 110, 0, 3)),
+              Person(faces[1], linear(420, 150, 440, 150, 1.2, 1.8))]
+    result, _ = _run(tmp_path, analyzer, "person_fps", people, 3, person_fps=1.0)
+    assert result.sampling.person_fps == 1.0
+    faces_seen = [f for ff in result.frames for f in ff.faces if f.track_id is not None]
+    with_age = [f for f in faces_seen if "age" in f.attributes]
+    assert all("emotion" in f.attributes for f in faces_seen)
+    assert 0 < len(with_age) <= 3 + len(result.tracks), len(with_age)  # ~1/s per person, not 10/s
+    assert len(result.tracks) == 2
+    for track in result.tracks:
+        assert {"age", "gender", "emotion"} <= set(track.attributes), track.track_id
+        assert track.attributes["gender"].valid
+    assert result.faces_sent >= len(faces_seen)

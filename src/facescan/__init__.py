@@ -10,21 +10,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "analyze_video", "Analyzer", "load_backend", "ImageResult", "VideoResult", "__version__"]
+__all__ = ["analyze", "analyze_video", "Analyzer", "load_backend", "ImageResult", "VideoResult", "to_dataframe",
+           "__version__"]
 
 if TYPE_CHECKING:
+    from facescan.api import analyze
     from facescan.backends.base import load_backend
-    from facescan.pipeline import Analyzer, analyze
+    from facescan.pipeline import Analyzer
     from facescan.schema import ImageResult, VideoResult
+    from facescan.tables import to_dataframe
     from facescan.video import analyze_video
 
 _LAZY = {
-    "analyze": "facescan.pipeline",
+    "analyze": "facescan.api",
     "Analyzer": "facescan.pipeline",
     "load_backend": "facescan.backends.base",
     "ImageResult": "facescan.schema",
     "VideoResult": "facescan.schema",
     "analyze_video": "facescan.video",
+    "to_dataframe": "facescan.tables",
 }
 
 

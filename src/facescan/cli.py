@@ -13,15 +13,34 @@ from rich.table import Table
 
 from facescan import taxonomy
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Facial attribute recognition: age group, gender, race and emotion.", no_args_is_help=True,
-                  add_completion=False)
-train_app = typer.Typer(help="Train facescan's models.", no_args_is_help=True)
+                  add_completion=False, context_settings=HELP_OPTIONS)
+train_app = typer.Typer(help="Train facescan's models.", no_args_is_help=True, context_settings=HELP_OPTIONS)
 app.add_typer(train_app, name="train")
-eval_app = typer.Typer()  # its help is eval_run's docstring (a Typer(help=) would hide the exit codes)
+# its help is eval_run's docstring (a Typer(help=) would hide the exit codes)
+eval_app = typer.Typer(context_settings=HELP_OPTIONS)
 app.add_typer(eval_app, name="eval")
 
-console = Console()
+# Tables use the terminal's width; when output is piped, a width that keeps wide tables (eval
+# compare, 7 emotions) on one line each instead of rich's 80 columns.
+PIPED_WIDTH = 160
+console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from facescan import __version__
+
+        console.print(f"facescan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Facial attribute recognition: age group, gender, race and emotion."""
 
 
 def _format_attr(a) -> str:
@@ -69,20 +88,25 @@ def _describe_line(d: dict | None) -> str:
 
 @app.command()
 def analyze(
-    inputs: list[Path] = typer.Argument(..., help="Photos, videos (mp4, mov, avi, mkv, webm, m4v) and/or folders "
-                                        "of them."),
+    inputs: list[str] = typer.Argument(..., help="Photos, videos (mp4, mov, avi, mkv, webm, m4v), folders of them, "
+                                       "quoted glob patterns ('shots/**/*.jpg'), http(s) URLs, or - (an image on "
+                                       "stdin)."),
     attributes: str = typer.Option(",".join(taxonomy.DEFAULT_ATTRIBUTES), "--attributes", "-a",
                                    help="Comma-separated: age, gender, race, emotion. Race only when asked for."),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
     detector: str = typer.Option("mediapipe", "--detector", help="mediapipe, mediapipe:short, mediapipe:full, haar."),
     crops: bool = typer.Option(False, "--crops", help="Each input is one already-cropped face (no detection)."),
     crop_padding: float = typer.Option(0.25, "--crop-padding", help="Margin of --crops inputs, in face widths."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as a JSON array."),
-    jsonl_out: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON line per image."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV row per face."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as a JSON array (- : stdout)."),
+    jsonl_out: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON line per image (- : stdout)."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV row per face (- : stdout)."),
     parquet_out: Optional[Path] = typer.Option(None, "--parquet", help="Write one Parquet row per face."),
-    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Draw boxes and labels: a file, or a folder."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Threads loading and detecting images."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Draw boxes and labels: a file, or a folder "
+                                            "(photos as .jpg, videos as .mp4 with each person followed)."),
+    timeline: Optional[Path] = typer.Option(None, "--timeline", help="Videos: chart each person's emotion over "
+                                            "time (PNG): a file, or a folder."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Threads loading and detecting "
+                                          "(default: 1 for photos; 2 frames at a time for videos on 2+ cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on the terminal."),
     explain: bool = typer.Option(False, "--explain",
                                  help="Explain each face's emotion from measured action units (ExpLLM-style)."),
@@ -96,32 +120,45 @@ def analyze(
     start: Optional[float] = typer.Option(None, "--start", min=0, help="Videos: start at this time (seconds)."),
     end: Optional[float] = typer.Option(None, "--end", min=0, help="Videos: stop at this time (seconds)."),
     smooth: float = typer.Option(1.0, "--smooth", min=0, help="Videos: emotion timeline smoothing, seconds."),
+    person_fps: float = typer.Option(1.0, "--person-fps", min=0, help="Videos: predict age, gender and race N "
+                                     "times per second (the emotion on every analyzed frame); 0: on every frame."),
 ) -> None:
     """Detect faces and recognize their attributes. Result files are written as the run goes, so a
     killed run keeps what it finished; --resume skips the inputs already in them."""
-    from facescan.imageio import expand_inputs
+    from facescan.imageio import describe_source, expand_inputs
     from facescan.outputs import OutputError, ResultOutputs, annotation_paths
     from facescan.pipeline import Analyzer
+    from facescan.video import is_video
 
-    files = expand_inputs(inputs)
+    not_media: list[Path] = []
+    files = expand_inputs(inputs, skipped=not_media)
+    if not_media:
+        shown_names = ", ".join(str(f) for f in not_media[:3]) + (" …" if len(not_media) > 3 else "")
+        err_console.print(f"skipped {len(not_media)} file(s) in the folders that are not images or videos: "
+                          f"{escape(shown_names)}")
     if not files:
         _fail("no input files found")
     try:  # every output is checked before any work starts
         outputs = ResultOutputs({"json": json_out, "jsonl": jsonl_out, "csv": csv_out, "parquet": parquet_out},
                                 resume=resume)
-        drawn = annotation_paths(annotate, files) if annotate else {}
+        drawn = {describe_source(k): v for k, v in annotation_paths(annotate, files, is_video).items()} \
+            if annotate else {}
+        if timeline and not any(is_video(f) for f in files):
+            raise OutputError("--timeline charts videos, and no input is a video")
+        charts = annotation_paths(timeline, [f for f in files if is_video(f)], is_video, "--timeline", "emotions") \
+            if timeline else {}
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
                             crop_padding=crop_padding, explain=explain, describe=describe)
     except (OutputError, ValueError, FileNotFoundError, ImportError) as e:
         _fail(str(e))
     if resume and not outputs.paths:
         _fail("--resume needs an output to resume: --jsonl, --csv, --json or --parquet")
-    from facescan.video import is_video
-
     todo = [f for f in files if str(f) not in outputs.done and not is_video(f)]
     clips = [f for f in files if str(f) not in outputs.done and is_video(f)]
-    shown = _ResultPrinter(analyzer.attributes, explain, describe, table=not quiet and len(todo) <= 50)
-    if len(todo) < len(files):
+    # results on stdout (`--json -`) leave no room for tables there
+    shown = _ResultPrinter(analyzer.attributes, explain, describe,
+                           table=not quiet and not outputs.to_stdout and len(todo) <= 50)
+    if len(todo) + len(clips) < len(files):
         err_console.print(f"resuming: {len(files) - len(todo)} of {len(files)} input(s) are already in the outputs")
         skipped = {str(f) for f in files} - {str(f) for f in todo + clips}
         shown.failed_before = [error for source, error in outputs.failed_before.items() if source in skipped]
@@ -131,15 +168,19 @@ def analyze(
                            TimeRemainingColumn(), console=err_console,
                            disable=len(todo) < 2 or not sys.stderr.isatty()) as progress:
         task = progress.add_task("analyzing", total=len(todo))
-        for analyzed in analyzer.iter_analyzed(todo, workers=workers, keep_images=annotate is not None):
+        for analyzed in analyzer.iter_analyzed(todo, workers=workers or 1, keep_images=annotate is not None):
             result = analyzed.result
             if annotate and result.ok:
-                _annotate(analyzed, drawn[result.source])
+                _annotate(analyzed, drawn[result.source])  # every input has its picture's path
             outputs.add(result)
             shown.add(result)
             progress.advance(task)
+        options = dict(fps=fps, every=every, start=start, end=end, smooth=smooth, workers=workers,
+                       person_fps=person_fps or None)
         for clip in clips:  # each video streams its frames with a progress bar of its own
-            video = _analyze_clip(clip, analyzer, dict(fps=fps, every=every, start=start, end=end, smooth=smooth))
+            video = _analyze_clip(clip, analyzer, options)
+            if video.ok:
+                _draw_video(video, clip, drawn.get(str(clip)), charts.get(str(clip)))
             outputs.add(video)
             shown.add_video(video)
     shown.summary()
@@ -147,16 +188,30 @@ def analyze(
 
 def _analyze_clip(path: Path, analyzer, sampling: dict):
     """One video through a video analyzer sharing ``analyzer``'s backend (BlazeFace without tiles)."""
-    from facescan.pipeline import Analyzer
-    from facescan.video import VideoDetector, analyze_video
+    from facescan.api import video_analyzer
+    from facescan.video import analyze_video
 
-    detector = VideoDetector() if analyzer.detector is None or analyzer.detector.name.startswith("mediapipe") \
-        else analyzer.detector
-    video_analyzer = Analyzer(backend=analyzer.backend, detector=detector, attributes=analyzer.attributes)
     try:
-        return analyze_video(path, video_analyzer, progress=sys.stderr.isatty(), **sampling)
+        return analyze_video(path, video_analyzer(analyzer), progress=sys.stderr.isatty(), **sampling)
     except ValueError as e:  # sampling options that do not fit together
         _fail(str(e))
+
+
+def _draw_video(video, clip: Path, annotated: Path | None, chart: Path | None) -> None:
+    """``--annotate`` and ``--timeline`` for one video; a picture that cannot be made is a warning."""
+    from facescan.video import VideoLoadError
+    from facescan.video.render import plot_emotions, render_video
+
+    if annotated:
+        try:
+            render_video(video, clip, annotated, progress=sys.stderr.isatty())
+        except (OSError, ValueError, VideoLoadError) as e:
+            video.warnings.append(f"{video.source}: --annotate {annotated} not written: {e}")
+    if chart:
+        try:
+            plot_emotions(video, chart)
+        except (OSError, ValueError) as e:
+            video.warnings.append(f"{video.source}: --timeline {chart} not drawn: {e}")
 
 
 def _fail(message: str) -> NoReturn:
@@ -316,6 +371,15 @@ def serve(
                                          "to arrive (the connection is closed after)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="A Host header value to serve besides "
                                            "localhost, 127.0.0.1, [::1] and --host (repeatable; '*': any)."),
+    max_video_mb: Optional[float] = typer.Option(None, "--max-video-mb", help="Largest clip upload (default: "
+                                                 "--max-upload-mb)."),
+    max_video_seconds: float = typer.Option(60.0, "--max-video-seconds", help="Longest clip (413 above)."),
+    max_video_frames: int = typer.Option(300, "--max-video-frames", min=1, help="Frames analyzed per clip at most."),
+    video_fps: float = typer.Option(5.0, "--video-fps", min=0.01, help="Frames analyzed per second of a clip "
+                                    "unless the request asks otherwise."),
+    video_timeout: float = typer.Option(120.0, "--video-timeout", help="Seconds a clip may wait and run."),
+    video_jobs: int = typer.Option(1, "--video-jobs", min=1, help="Clips analyzed at once."),
+    max_video_queue: int = typer.Option(4, "--max-video-queue", min=1, help="Clips waiting before 429."),
 ) -> None:
     """Serve the REST API and the web page."""
     import os
@@ -325,13 +389,16 @@ def serve(
 
         from facescan.serve.app import ServeConfig, check_bind, is_loopback
     except ImportError as e:
-        err_console.print("[red]error:[/red] facescan serve needs the serve extra "
-                          f"(pip install 'facescan\\[serve]'): {escape(str(e))}")
+        err_console.print(f"[red]error:[/red] facescan serve needs {(e.name or 'fastapi').split('.')[0]}, which is "
+                          "not installed: pip install 'facescan\\[serve]'")
         raise typer.Exit(2) from None
     config = ServeConfig(backends=backend, host=host, port=port, token=token, max_upload_mb=max_upload_mb,
                          max_pixels=max_pixels, request_timeout=timeout, max_batch=max_batch,
                          batch_wait_ms=batch_wait_ms, max_queue=max_queue, cors_origins=cors_origin,
-                         body_timeout=body_timeout, header_timeout=header_timeout, allowed_hosts=allowed_host)
+                         body_timeout=body_timeout, header_timeout=header_timeout, allowed_hosts=allowed_host,
+                         max_video_mb=max_video_mb, max_video_seconds=max_video_seconds,
+                         max_video_frames=max_video_frames, video_fps=video_fps, video_timeout=video_timeout,
+                         video_jobs=video_jobs, max_video_queue=max_video_queue)
     try:
         check_bind(host, token)
     except ValueError as e:
@@ -416,7 +483,7 @@ def eval_run(
     ctx: typer.Context,
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d",
                                           help="KIND:PATH, KIND one of fairface, utkface, affectnet, affectnet7, "
-                                               "rafdb, fer2013, csv, imagefolder."),
+                                               "rafdb, fer2013, csv, imagefolder; clips: dfew, afew, ravdess, mafw."),
     split: str = typer.Option("val", "--split", help="Split to evaluate (train, val, test; all for UTKFace)."),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
     attributes: Optional[str] = typer.Option(None, "--attributes", "-a",
@@ -426,6 +493,10 @@ def eval_run(
     seed: int = typer.Option(0, "--seed", help="Seed of --limit sampling and of bootstrap intervals."),
     stratify: Optional[str] = typer.Option(None, "--stratify", help="Sample by group, e.g. race or race,gender."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Items per stored batch."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=0.01, help="Clip datasets: frames analyzed per second "
+                                        "of each clip (default 5)."),
+    min_group_n: Optional[int] = typer.Option(None, "--min-group-n", min=1, help="Fewest items a demographic group "
+                                              "needs to be compared in gaps (default 30; smaller ones are flagged)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Benchmark a backend on a labelled dataset, or compare runs (`facescan eval compare RUN…`).
@@ -452,7 +523,7 @@ def eval_run(
     out = out or Path("runs") / f"{safe_backend}_{kind}_{split}"
     try:
         metrics = run_eval(dataset, split, backend, out, attrs, limit=limit, seed=seed, stratify=stratify,
-                           batch_size=batch_size, progress=not quiet)
+                           batch_size=batch_size, progress=not quiet, fps=fps, min_group_n=min_group_n)
     except (ValueError, FileNotFoundError, KeyError, ImportError, PermissionError) as e:
         err_console.print(f"facescan eval: {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -536,7 +607,19 @@ def instruct(
 
 
 def main() -> None:  # console-script entry point
-    app()
+    from facescan.nativelogs import quiet_native_logs
+
+    quiet_native_logs()
+    try:
+        app()
+    except ImportError as e:  # an optional extra is missing: one line with the command that installs it
+        from facescan.extras import missing_message
+
+        message = missing_message(e, f"facescan {' '.join(a for a in sys.argv[1:2])}".strip())
+        if message is None:
+            raise
+        err_console.print(f"[red]error:[/red] {escape(message)}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # after every command is registered: `python -m facescan.cli` has them all

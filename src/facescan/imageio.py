@@ -1,6 +1,7 @@
 """Safe image loading: any input becomes an upright 8-bit RGB array, or a clear error.
 
-Handles paths, bytes, numpy arrays and PIL images; EXIF orientation; grayscale, RGBA,
+Handles paths, http(s) URLs, ``-`` (stdin), bytes, base64 text and data URIs, file-like objects,
+numpy arrays (RGB by default, ``channels="bgr"`` for OpenCV's order) and PIL images; EXIF orientation; grayscale, RGBA,
 palette, CMYK and 16-bit images; truncated, empty, corrupt and non-image files (whatever the
 decoder raises, the input gets an :class:`ImageLoadError`); FIFOs, devices and broken links
 (refused without being opened); decompression bombs; and very large photos (decoded, then
@@ -10,15 +11,20 @@ coordinates).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
+import glob
 import io
 import os
+import re
 import stat
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,7 +36,14 @@ MAX_SIDE = 4096
 #: Refuse files larger than this many bytes.
 MAX_BYTES = 200 * 1024 * 1024
 
-ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray, Image.Image]
+#: Files with these suffixes are videos (decoded by :mod:`facescan.video`, not here).
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+#: Give up on a URL that sends nothing for this many seconds.
+URL_TIMEOUT_S = 20.0
+#: A text input at least this long, made only of base64 characters and naming no file, is base64 image data.
+MIN_BASE64_CHARS = 200
+
+ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray, Image.Image, BinaryIO]
 
 
 class ImageLoadError(ValueError):
@@ -60,8 +73,17 @@ class LoadedImage:
 
 def describe_source(source: ImageSource) -> str:
     """A short name for an input, for messages and results."""
+    if isinstance(source, str) and source.startswith("data:"):
+        return f"<data URI, {len(source)} characters>"
+    if isinstance(source, str) and _is_base64(source):
+        return f"<base64, {len(source)} characters>"
+    if isinstance(source, str) and source == "-":
+        return "<stdin>"
     if isinstance(source, (str, Path)):
         return str(source)
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        return str(name) if isinstance(name, str) else f"<{type(source).__name__}>"
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{memoryview(source).nbytes} bytes>"
     if isinstance(source, np.ndarray):
@@ -178,12 +200,73 @@ def _read_file(path: Path, name: str) -> bytes:
     return data
 
 
-def _source_bytes(source: ImageSource, name: str) -> bytes:
-    if isinstance(source, (str, Path)):
+def is_url(source) -> bool:
+    """Whether ``source`` is an http(s) URL."""
+    return isinstance(source, str) and source[:8].lower().startswith(("http://", "https://"))
+
+
+def _is_base64(text: str) -> bool:
+    return len(text) >= MIN_BASE64_CHARS and re.fullmatch(r"[A-Za-z0-9+/=\s]+", text[:4096]) is not None
+
+
+def _from_base64(text: str, name: str) -> bytes:
+    payload = text.split(",", 1)[1] if text.startswith("data:") else text
+    if text.startswith("data:") and ";base64" not in text.split(",", 1)[0]:
+        raise ImageLoadError(name, "data URI is not base64-encoded (want data:image/…;base64,…)")
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ImageLoadError(name, f"not valid base64 ({_short(e)})") from None
+
+
+def _read_stream(stream: BinaryIO, name: str) -> bytes:
+    """Read a file-like object (up to the size limit), whatever its type."""
+    try:
+        data = stream.read(MAX_BYTES + 1)
+    except Exception as e:  # noqa: BLE001 - any reader's failure is this input's error
+        raise ImageLoadError(name, f"cannot read ({type(e).__name__}: {_short(e)})") from None
+    if isinstance(data, str):
+        raise ImageLoadError(name, "file-like object is open in text mode; open it in binary mode ('rb')")
+    return bytes(data)
+
+
+def fetch_url(url: str, name: str | None = None) -> bytes:
+    """Download ``url`` (at most :data:`MAX_BYTES`, :data:`URL_TIMEOUT_S` per read), or raise
+    :class:`ImageLoadError` naming it."""
+    import urllib.error
+    import urllib.request
+
+    name = name or url
+    request = urllib.request.Request(url, headers={"User-Agent": "facescan"})
+    try:
+        with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 - http(s) only
+            data = response.read(MAX_BYTES + 1)
+    except urllib.error.HTTPError as e:
+        raise ImageLoadError(name, f"download failed: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise ImageLoadError(name, f"download failed ({_short(reason)})") from None
+    if len(data) > MAX_BYTES:
+        raise ImageLoadError(name, f"download is over the {MAX_BYTES / 1e6:.0f} MB limit")
+    return data
+
+
+def _source_bytes(source: ImageSource, name: str, allow_urls: bool = True) -> bytes:
+    if isinstance(source, str) and (source.startswith("data:") or (_is_base64(source) and not os.path.exists(source))):
+        source = _from_base64(source, name)
+    elif is_url(source):
+        if not allow_urls:
+            raise ImageLoadError(name, "URLs are not fetched here; send the image itself")
+        source = fetch_url(source, name)
+    elif isinstance(source, str) and source == "-":
+        source = _read_stream(sys.stdin.buffer, name)
+    elif isinstance(source, (str, Path)):
         return _read_file(Path(source), name)
+    elif hasattr(source, "read"):
+        source = _read_stream(source, name)
     if not isinstance(source, (bytes, bytearray, memoryview)):
         raise ImageLoadError(name, f"unsupported input type {type(source).__name__} "
-                                   "(use a path, bytes, a numpy array or a PIL image)")
+                                   "(use a path, URL, bytes, base64, a file object, a numpy array or a PIL image)")
     data = bytes(source)
     if not data:
         raise ImageLoadError(name, "no data (0 bytes)")
@@ -264,15 +347,21 @@ def _decode(source: Image.Image | bytes, name: str) -> tuple[np.ndarray, str]:
 
 
 def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str | None = None,
-               keep_original: bool = False) -> LoadedImage:
+               keep_original: bool = False, channels: str = "rgb", allow_urls: bool = True) -> LoadedImage:
     """Decode ``source`` into an upright RGB :class:`LoadedImage`, or raise :class:`ImageLoadError`.
 
-    Every failure to read the input (missing, special or unreadable file, any decoder exception)
-    raises :class:`ImageLoadError` naming the input. ``keep_original`` keeps the full-resolution
-    pixels in ``original`` as well (for drawing)."""
+    Every failure to read the input (missing, special or unreadable file, any decoder exception,
+    a failed download) raises :class:`ImageLoadError` naming the input. ``keep_original`` keeps the
+    full-resolution pixels in ``original`` as well (for drawing). ``channels`` is the order of a
+    numpy array's colour channels: ``"rgb"`` (default: PIL, imageio, matplotlib) or ``"bgr"``
+    (OpenCV's ``cv2.imread``); files and PIL images are always decoded correctly."""
+    if channels not in ("rgb", "bgr"):
+        raise ValueError(f"channels must be 'rgb' or 'bgr', not {channels!r}")
     name = name or describe_source(source)
     if isinstance(source, np.ndarray):
         try:
+            if channels == "bgr" and source.ndim == 3 and source.shape[2] in (3, 4):
+                source = source[:, :, [2, 1, 0, 3][: source.shape[2]]]
             pixels = _array_to_rgb(source, name)
         except ImageLoadError:
             raise
@@ -280,7 +369,8 @@ def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str |
             raise ImageLoadError(name, f"unusable array ({type(e).__name__}: {_short(e)})") from None
         mode = f"array:{source.dtype}"
     else:
-        pixels, mode = _decode(source if isinstance(source, Image.Image) else _source_bytes(source, name), name)
+        data = source if isinstance(source, Image.Image) else _source_bytes(source, name, allow_urls)
+        pixels, mode = _decode(data, name)
     original_size = (pixels.shape[1], pixels.shape[0])
     scale = 1.0
     full = np.ascontiguousarray(pixels) if keep_original else None
@@ -296,20 +386,51 @@ def load_image(source: ImageSource, max_side: int | None = MAX_SIDE, name: str |
                        original=pixels if keep_original and scale == 1.0 else full)
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+def expand_inputs(paths: Iterable[str | Path], skipped: list[Path] | None = None) -> list[str | Path]:
     """Paths named directly, plus every non-hidden entry below each folder that is not a folder (sorted).
 
-    Nothing below a folder vanishes: non-image files, FIFOs, sockets, device links, broken links and
-    links to folders are all listed, so each gets its own error from :func:`load_image`. Entries are
-    never opened; links to folders are not followed (no loops); an unreadable subfolder is listed itself.
+    URLs and ``-`` (stdin) pass through as text; a path that does not exist but holds ``*``, ``?`` or
+    ``[`` is a glob pattern (``**`` descends), replaced by its matches (kept as it is, to fail as
+    missing, when nothing matches). Nothing below a folder vanishes: FIFOs, sockets, device links,
+    broken links and links to folders are all listed, so each gets its own error from
+    :func:`load_image`; when ``skipped`` is a list, regular files whose suffix is neither an image's
+    nor a video's go there instead (a folder's notes and sidecar files are not failures). Entries
+    are never opened; links to folders are not followed (no loops); an unreadable subfolder is
+    listed itself.
     """
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(_entries_below(p)))
-        else:
-            out.append(p)
+    out: list[str | Path] = []
+    for entry in paths:
+        text = str(entry)
+        if is_url(text) or text == "-":
+            out.append(text)
+            continue
+        p = Path(entry)
+        matches = sorted(glob.glob(text, recursive=True)) if not os.path.lexists(p) and any(
+            c in text for c in "*?[") else []
+        for match in matches or [p]:
+            out.extend(_expand_one(Path(match), skipped))
     return out
+
+
+def _expand_one(p: Path, skipped: list[Path] | None) -> list[Path]:
+    if not p.is_dir():
+        return [p]
+    found = sorted(_entries_below(p))
+    if skipped is None:
+        return found
+    media = _media_suffixes()
+    kept = []
+    for f in found:
+        if f.suffix and f.suffix.lower() not in media and f.is_file() and not f.is_symlink():
+            skipped.append(f)
+        else:
+            kept.append(f)
+    return kept
+
+
+def _media_suffixes() -> set[str]:
+    Image.init()
+    return {s.lower() for s in Image.registered_extensions()} | set(VIDEO_SUFFIXES) | {".heic", ".heif", ".avif"}
 
 
 def _entries_below(folder: Path) -> list[Path]:

@@ -15,11 +15,13 @@ import csv
 import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from facescan.schema import ImageResult, VideoResult, result_rows, video_frame_rows, video_track_rows
+from facescan.schema import ImageResult, VideoResult
+from facescan.tables import result_rows, video_frame_rows, video_track_rows
 
 FORMATS = ("json", "jsonl", "csv", "parquet")
 CHECKPOINT_SECONDS = 5.0
@@ -47,10 +49,17 @@ class ResultOutputs:
 
     def __init__(self, paths: Mapping[str, Path], resume: bool = False):
         self.paths = {fmt: Path(p) for fmt, p in paths.items() if p is not None}
+        # "-" is standard output (JSON, JSONL, CSV): JSONL streams there, the others at the end
+        self.to_stdout = {fmt for fmt, p in self.paths.items() if str(p) == "-"}
+        if len(self.to_stdout) > 1 or self.to_stdout & {"parquet"}:
+            raise OutputError("only one of --json, --jsonl or --csv can be '-' (standard output); Parquet needs a file")
+        if resume and self.to_stdout:
+            raise OutputError("--resume needs result files, not standard output ('-')")
         for fmt, path in self.paths.items():
             if fmt not in FORMATS:
                 raise OutputError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
-            check_writable(path, f"--{fmt}")
+            if fmt not in self.to_stdout:
+                check_writable(path, f"--{fmt}")
         self.resume = resume
         self._records: list[dict] = []  # JSON records (model_dump) for the JSON output
         self._tables: dict[str, list[dict]] = {f: [] for f in ("csv", "parquet") if f in self.paths}  # table rows
@@ -64,7 +73,9 @@ class ResultOutputs:
         self._cost = 0.0
         if resume:
             self._read_existing()
-        if "jsonl" in self.paths:
+        if "jsonl" in self.to_stdout:
+            self._jsonl = sys.stdout
+        elif "jsonl" in self.paths:
             self._jsonl = self.paths["jsonl"].open("a" if resume else "w", encoding="utf-8")
 
     def _read_existing(self) -> None:
@@ -126,7 +137,7 @@ class ResultOutputs:
             return
         started = time.monotonic()
         for fmt, path in self.paths.items():
-            if fmt == "jsonl":
+            if fmt == "jsonl" or fmt in self.to_stdout:
                 continue
             writer = getattr(self, f"_write_{fmt}")
             _replace(path, writer, self._tables.get(fmt))
@@ -139,9 +150,21 @@ class ResultOutputs:
     def close(self) -> None:
         """Write everything and close the files."""
         self.checkpoint()
+        for fmt in self.to_stdout - {"jsonl"}:  # tables of videos' persons have no place on stdout
+            self._stdout_writer(fmt)
         if self._jsonl is not None:
-            self._jsonl.close()
+            if self._jsonl is not sys.stdout:
+                self._jsonl.close()
             self._jsonl = None
+
+    def _stdout_writer(self, fmt: str) -> None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps(self._records, indent=2) + "\n")
+        else:
+            writer = csv.DictWriter(sys.stdout, fieldnames=_columns(self._tables[fmt]))
+            writer.writeheader()
+            writer.writerows(self._tables[fmt])
+        sys.stdout.flush()
 
     def __enter__(self) -> ResultOutputs:
         return self
@@ -216,26 +239,32 @@ def write_results(results: Iterable[ImageResult], path: str | Path, fmt: str) ->
 WRITERS = {fmt: functools.partial(write_results, fmt=fmt) for fmt in FORMATS}
 
 
-def annotation_paths(target: Path, sources: list[Path]) -> dict[str, Path]:
+def annotation_paths(target: Path, sources: list[Path], is_video=lambda source: False,
+                     option: str = "--annotate", kind: str = "annotated") -> dict[str, Path]:
     """Where ``--annotate`` draws each input: ``target`` itself for one input named as a file, else
-    ``target/<stem>.annotated.jpg`` with ``-2``, ``-3``… where stems repeat. Checked before work starts."""
+    ``target/<stem>.annotated.jpg`` (``.mp4`` for a video) with ``-2``, ``-3``… where stems repeat.
+    Checked before work starts; ``option``/``kind`` name another picture option (``--timeline``)."""
     if len(sources) == 1 and target.suffix and not target.is_dir():
-        check_writable(target, "--annotate")
+        if option == "--annotate" and is_video(sources[0]) and not is_video(target):
+            raise OutputError(f"--annotate {target}: a video is drawn into a video file (.mp4, .mov, .mkv, .avi, "
+                              ".webm)")
+        check_writable(target, option)
         return {str(sources[0]): target}
     if target.exists() and not target.is_dir():
-        raise OutputError(f"--annotate {target}: is a file; with several inputs, name a folder")
+        raise OutputError(f"{option} {target}: is a file; with several inputs, name a folder")
     taken: set[str] = set()
     out = {}
     for source in sources:
-        stem, k = source.stem, 1
-        name = f"{stem}.annotated.jpg"
+        suffix = ".png" if kind != "annotated" else ".mp4" if is_video(source) else ".jpg"
+        stem, k = Path(str(source)).stem or "image", 1
+        name = f"{stem}.{kind}{suffix}"
         while name in taken:
             k += 1
-            name = f"{stem}-{k}.annotated.jpg"
+            name = f"{stem}-{k}.{kind}{suffix}"
         if len(name.encode()) > 255:
-            raise OutputError(f"--annotate: the picture of {source} would be named {name[:40]}…, "
+            raise OutputError(f"{option}: the picture of {source} would be named {name[:40]}…, "
                               "longer than file names may be (255 bytes); rename the input")
         taken.add(name)
         out[str(source)] = target / name
-    check_writable(target / ".facescan-probe", "--annotate")
+    check_writable(target / ".facescan-probe", option)
     return out

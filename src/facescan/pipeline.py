@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from facescan import crops, taxonomy
 from facescan.backends.base import Backend, FaceInput, load_backend
 from facescan.detect import Detector, create_detector
-from facescan.imageio import ImageLoadError, ImageSource, LoadedImage, describe_source, expand_inputs, load_image
+from facescan.imageio import (
+    ImageLoadError,
+    ImageSource,
+    LoadedImage,
+    describe_source,
+    expand_inputs,
+    is_url,
+    load_image,
+)
 from facescan.schema import Box, Face, ImageResult
 
 if TYPE_CHECKING:
@@ -61,6 +72,19 @@ class Prepared:
     image: LoadedImage | None = None
 
 
+def looks_bgr(pixels: np.ndarray, detections) -> bool:
+    """Whether the detected faces look like a BGR array read as RGB: skin has more red than blue in
+    every complexion and ordinary light, so faces whose centres are clearly bluer than red are
+    most likely swapped (a cheap check; a blue-lit scene can fool it, so it only warns)."""
+    differences = []
+    for d in detections:
+        x, y, w, h = (int(round(v)) for v in d.box)
+        centre = pixels[y + h // 4 : y + 3 * h // 4, x + w // 4 : x + 3 * w // 4].reshape(-1, 3).astype(np.float32)
+        if len(centre):
+            differences.append(float(np.median(centre[:, 0] - centre[:, 2])))
+    return bool(differences) and float(np.median(differences)) < -12.0
+
+
 class Analyzer:
     """Owns a detector and a backend and turns images into :class:`ImageResult` records.
 
@@ -71,9 +95,15 @@ class Analyzer:
     def __init__(self, backend: str | Backend = "builtin", detector: str | Detector = "mediapipe",
                  attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
                  min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32,
-                 explain: bool | Explainer = False, describe: bool | PersonDescriber = False):
+                 explain: bool | Explainer = False, describe: bool | PersonDescriber = False,
+                 channels: str = "rgb", allow_urls: bool = True):
         """Backend and detector as spec strings or built objects; ``explain``/``describe`` as True
-        (build one) or a built :class:`Explainer` / :class:`PersonDescriber` (shared, as the service does)."""
+        (build one) or a built :class:`Explainer` / :class:`PersonDescriber` (shared, as the service does).
+        ``channels`` is the colour order of numpy array inputs: ``"rgb"`` or ``"bgr"`` (OpenCV's);
+        ``allow_urls=False`` refuses http(s) inputs (the service)."""
+        if channels not in ("rgb", "bgr"):
+            raise ValueError(f"channels must be 'rgb' or 'bgr', not {channels!r}")
+        self.channels, self.allow_urls = channels, allow_urls
         self.attributes = parse_attributes(attributes)
         if explain and "emotion" not in self.attributes:
             self.attributes = (*self.attributes, "emotion")  # an explanation explains the emotion
@@ -95,15 +125,19 @@ class Analyzer:
         self._vlm_explains = self.explainer is not None and hasattr(self.backend, "ask_image")
 
     # -- stage 1: load and detect (runs in worker threads) --------------------------------
-    def prepare(self, source: ImageSource, keep_image: bool = False) -> Prepared:
-        """Stage 1: decode and detect one image (an error is recorded on the result, never raised)."""
+    def prepare(self, source: ImageSource, keep_image: bool = False, decoded: bool = False) -> Prepared:
+        """Stage 1: decode and detect one image (an error is recorded on the result, never raised).
+
+        ``decoded``: ``source`` is an RGB array facescan decoded itself (a video frame), so its
+        channel order is not in doubt."""
         started = time.perf_counter()
         name = describe_source(source)
         detector = None if self.crops else self.detector.name
         result = ImageResult(source=name, detector=detector, backend=self.backend.name)
         pending = Prepared(result, started=started)
         try:
-            image = load_image(source, name=name, keep_original=keep_image)
+            image = load_image(source, name=name, keep_original=keep_image, channels=self.channels,
+                               allow_urls=self.allow_urls)
         except ImageLoadError as e:
             result.error = str(e)
             return pending
@@ -143,27 +177,36 @@ class Analyzer:
                     chip = crops.box_chip(pixels, d.box, crops.CHIP_PADDING, CHIP_SIZE)
             else:
                 chip = crops.box_chip(pixels, d.box, crops.CHIP_PADDING, CHIP_SIZE)
-            kps = None if d.keypoints is None else [(float(x) * inv, float(y) * inv) for x, y in d.keypoints]
+            kps = None if d.keypoints is None else [(round(float(x) * inv, 2), round(float(y) * inv, 2))
+                                                    for x, y in d.keypoints]
             x, y, w, h = d.box
             result.faces.append(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv, height=h * inv),
                                      score=d.score, keypoints=kps))
             pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=pixels, box=d.box,
                                             keypoints=d.keypoints))
+        if isinstance(source, np.ndarray) and not decoded and self.channels == "rgb" and looks_bgr(pixels, detections):
+            result.warnings.append(f"{name}: the faces look blue-tinted, as OpenCV's BGR arrays do when read as RGB; "
+                                   "if this array comes from cv2, pass channels='bgr'")
+            warnings.warn(result.warnings[-1], UserWarning, stacklevel=3)
         return pending
 
     # -- stage 2: one backend call for the faces of many images ---------------------------
-    def predict(self, batch: list[Prepared]) -> None:
-        """Stage 2: one backend call for the faces of many prepared images; fills their results."""
+    def predict(self, batch: list[Prepared], attributes: Sequence[str] | None = None) -> None:
+        """Stage 2: one backend call for the faces of many prepared images; fills their results.
+
+        ``attributes`` (a subset of the analyzer's) narrows what is asked for this batch: video asks
+        for the person's attributes on fewer frames than for the emotion."""
         inputs = [fi for p in batch for fi in p.inputs]
         if not inputs:
             return
-        asked = [a for a in self.attributes if not (self._vlm_explains and a == "emotion")]
+        wanted = self.attributes if attributes is None else [a for a in self.attributes if a in attributes]
+        asked = [a for a in wanted if not (self._vlm_explains and a == "emotion")]
         try:
             predictions = self.backend.predict(inputs, asked) if asked else [{} for _ in inputs]
         except Exception as e:  # noqa: BLE001 - a backend failure is the images' error, not the run's
             if sum(1 for p in batch if p.inputs) > 1:  # one image's faces must not fail the others: retry alone
                 for p in batch:
-                    self.predict([p])
+                    self.predict([p], attributes)
                 return
             for p in batch:
                 if p.inputs:
@@ -261,13 +304,27 @@ def _part(value, module: str, name: str):
     return value or None
 
 
+def names_many(source) -> bool:
+    """Whether ``source`` is a folder or a glob pattern (not a file, URL, base64 text or data URI)."""
+    if not isinstance(source, (str, Path)) or is_url(str(source)) or str(source).startswith("data:"):
+        return False
+    try:
+        path = Path(source)
+        return path.is_dir() or (not path.exists() and any(c in str(source) for c in "*?["))
+    except (OSError, ValueError):  # base64 text is not a usable file name
+        return False
+
+
 def analyze(images: ImageSource | Sequence[ImageSource], attributes: str | Sequence[str] | None = None,
             backend: str = "builtin", detector: str = "mediapipe", crops: bool = False,
-            workers: int = 1, explain: bool = False, describe: bool = False) -> ImageResult | list[ImageResult]:
-    """Analyze one image (returns an :class:`ImageResult`), or a list of images or a folder (returns a list)."""
+            workers: int = 1, explain: bool = False, describe: bool = False,
+            channels: str = "rgb") -> ImageResult | list[ImageResult]:
+    """Analyze one image (returns an :class:`ImageResult`), or a list of images, a folder or a glob
+    pattern (returns a list). An image is a path, an http(s) URL, bytes, base64 text or a data URI,
+    a binary file object, a PIL image or a numpy array (``channels="bgr"`` for OpenCV's arrays)."""
     analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops, explain=explain,
-                        describe=describe)
-    if isinstance(images, (str, Path)) and Path(images).is_dir():
+                        describe=describe, channels=channels)
+    if names_many(images):
         images = expand_inputs([images])
     if isinstance(images, (list, tuple)):
         return list(analyzer.analyze_many(images, workers=workers))

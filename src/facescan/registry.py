@@ -92,17 +92,30 @@ class Registry(Mapping[str, Entry]):
         try:
             loaded = importlib.import_module(module)
         except ImportError as e:
-            needs = self[kind].needs
-            hint = f"; install it with: {needs}" if needs else ""
-            raise ImportError(f"the {kind} {self.what} needs a library that is not installed ({e}){hint}") from e
+            raise self._missing(kind, e) from e
         return functools.reduce(getattr, attribute.split("."), loaded)
+
+    def _missing(self, kind: str, error: ImportError) -> ImportError:
+        """The one-line error for a library ``kind`` needs and lacks, with the install command."""
+        from facescan.extras import install_command
+
+        command = install_command(error) or self[kind].needs
+        library = (error.name or "a library").split(".")[0]
+        hint = f": {command}" if command else f" ({error})"
+        missing = ImportError(f"the {kind} {self.what} needs {library}, which is not installed{hint}")
+        missing.name = error.name
+        return missing
 
     def create(self, spec: str | Spec, **extra):
         """Build the object a spec names; ``extra`` keyword arguments are passed on."""
         parsed = parse_spec(spec) if isinstance(spec, str) else spec
         if parsed.kind not in self._entries:
             raise ValueError(f"unknown {self.what} {spec!r}; known: {', '.join(self._entries)}")
-        return self.factory(parsed.kind)(parsed.target, **{**self[parsed.kind].fixed, **parsed.options, **extra})
+        factory = self.factory(parsed.kind)
+        try:
+            return factory(parsed.target, **{**self[parsed.kind].fixed, **parsed.options, **extra})
+        except ModuleNotFoundError as e:  # a library imported when the object is built (torch, openai…)
+            raise self._missing(parsed.kind, e) from e
 
 
 def typed_options(cls: type, options: Mapping[str, object], what: str) -> dict[str, object]:

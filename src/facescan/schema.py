@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from facescan import taxonomy
 
@@ -64,12 +64,17 @@ class AttributePrediction(BaseModel):
 
 
 class Box(BaseModel):
-    """Axis-aligned face box in original-image pixels."""
+    """Axis-aligned face box in original-image pixels (to 0.01 px: detectors are not finer)."""
 
     x: float
     y: float
     width: float
     height: float
+
+    @field_validator("x", "y", "width", "height")
+    @classmethod
+    def _hundredths(cls, v: float) -> float:
+        return round(float(v), 2)
 
 
 class Face(BaseModel):
@@ -97,40 +102,11 @@ class ImageResult(BaseModel):
     detector: str | None = None
     backend: str | None = None
     seconds: float | None = None
+    warnings: list[str] = Field(default_factory=list)  # results that stand but may be wrong (e.g. BGR input)
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-# ------------------------------------------------------------------------------- tables
-def result_rows(results: Iterable[ImageResult]) -> list[dict]:
-    """Flatten results into one row per face (one row per image without faces, so nothing is lost)."""
-    rows = []
-    for r in results:
-        base = {"source": r.source, "image_width": r.width, "image_height": r.height, "error": r.error,
-                "detector": r.detector, "backend": r.backend}
-        if not r.faces:
-            rows.append({**base, "face": None})
-            continue
-        for f in r.faces:
-            row = {**base, "face": f.index, "x": f.box.x, "y": f.box.y, "w": f.box.width, "h": f.box.height,
-                   "face_score": f.score}
-            for name, a in f.attributes.items():
-                row[name] = a.label
-                row[f"{name}_score"] = a.score
-                row[f"{name}_model"] = a.model
-                if a.mode:
-                    row[f"{name}_mode"] = a.mode
-                    row[f"{name}_prompt"] = a.prompt
-                if a.error:
-                    row[f"{name}_error"] = a.error
-                if a.raw is not None:
-                    row[f"{name}_raw"] = a.raw
-                for label, p in a.probabilities.items():
-                    row[f"{name}_p_{label}"] = p
-            rows.append(row)
-    return rows
 
 
 def read_jsonl(path: str | Path) -> list[ImageResult]:
@@ -184,6 +160,7 @@ class VideoSampling(BaseModel):
     every: int | None = None
     start: float | None = None
     end: float | None = None
+    person_fps: float | None = None  # age, gender and race per second of video (None: on every analyzed frame)
 
 
 class VideoResult(BaseModel):
@@ -211,45 +188,3 @@ class VideoResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-# ------------------------------------------------------------------------------- video tables
-_IMAGE_ONLY = ("image_width", "image_height", "error", "detector", "backend")
-
-
-def video_frame_rows(video: VideoResult) -> list[dict]:
-    """One row per analyzed frame × face (frames without faces have none; a failed video has one row)."""
-    if video.error or not video.frames:
-        return [{"source": video.source, "frame": None, "error": video.error}] if video.error else []
-    rows = []
-    for ff in video.frames:
-        if not ff.faces:
-            continue
-        image_rows = result_rows([ImageResult(source=video.source, faces=ff.faces)])
-        for face, image_row in zip(ff.faces, image_rows):
-            row = {"source": video.source, "frame": ff.frame, "time_s": ff.time_s, "track_id": face.track_id}
-            row.update((k, v) for k, v in image_row.items() if k != "source" and k not in _IMAGE_ONLY)
-            rows.append(row)
-    return rows
-
-
-def video_track_rows(video: VideoResult) -> list[dict]:
-    """One row per person: aggregated labels and probabilities, dominant emotion and its shares, extent."""
-    rows = []
-    for t in video.tracks:
-        row = {"source": video.source, "track_id": t.track_id, "n_frames": t.n_frames, "first_frame": t.first_frame,
-               "last_frame": t.last_frame, "first_time_s": t.first_time_s, "last_time_s": t.last_time_s}
-        for name, a in t.attributes.items():
-            row[name] = a.label
-            row[f"{name}_score"] = a.score
-            if a.error:
-                row[f"{name}_error"] = a.error
-            for label, p in a.probabilities.items():
-                row[f"{name}_p_{label}"] = p
-        if t.emotion_shares:
-            row["dominant_emotion"] = t.dominant_emotion
-            row.update((f"emotion_share_{label}", share) for label, share in t.emotion_shares.items())
-        if t.keyframes is not None:
-            row["keyframes"] = ";".join(map(str, t.keyframes))
-        rows.append(row)
-    return rows

@@ -18,6 +18,9 @@ from types import MappingProxyType
 ATTRIBUTES: tuple[str, ...] = ("age", "gender", "race", "emotion")
 #: What is predicted when a request names no attributes: race only when asked for.
 DEFAULT_ATTRIBUTES: tuple[str, ...] = ("age", "gender", "emotion")
+#: Attributes of the person rather than of the moment: within one clip they do not change, so video
+#: predicts them on fewer frames than the emotion.
+PERSON_ATTRIBUTES: tuple[str, ...] = ("age", "gender", "race")
 
 
 @dataclass(frozen=True)
@@ -58,20 +61,24 @@ RACE_FAIRFACE7 = LabelSet(
     "race",
     ("white", "black", "latino_hispanic", "east_asian", "southeast_asian", "indian", "middle_eastern"),
     "FairFace's 7 race groups",
-    {"latino_hispanic": "Latino/Hispanic", "east_asian": "East Asian", "southeast_asian": "Southeast Asian",
-     "middle_eastern": "Middle Eastern"},
+    {"white": "White", "black": "Black", "latino_hispanic": "Latino/Hispanic", "east_asian": "East Asian",
+     "southeast_asian": "Southeast Asian", "indian": "Indian", "middle_eastern": "Middle Eastern"},
 )
 RACE_FAIRFACE4 = LabelSet(
-    "race4", "race", ("white", "black", "asian", "indian"), "FairFace's 4-group view (White, Black, Asian, Indian)"
+    "race4", "race", ("white", "black", "asian", "indian"), "FairFace's 4-group view (White, Black, Asian, Indian)",
+    {"white": "White", "black": "Black", "asian": "Asian", "indian": "Indian"},
 )
 RACE_PAPER6 = LabelSet(
     "race6",
     "race",
     ("white", "black", "latino_hispanic", "asian", "indian", "middle_eastern"),
     "the VLM paper's view: FairFace with East and Southeast Asian merged into Asian",
+    {"white": "White", "black": "Black", "latino_hispanic": "Latino/Hispanic", "asian": "Asian", "indian": "Indian",
+     "middle_eastern": "Middle Eastern"},
 )
 RACE_UTKFACE5 = LabelSet(
-    "race5_utk", "race", ("white", "black", "asian", "indian", "others"), "UTKFace's 5 races (0-4 in file names)"
+    "race5_utk", "race", ("white", "black", "asian", "indian", "others"), "UTKFace's 5 races (0-4 in file names)",
+    {"white": "White", "black": "Black", "asian": "Asian", "indian": "Indian", "others": "Others"},
 )
 
 # --- age ----------------------------------------------------------------------------------
@@ -118,6 +125,20 @@ LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType(
 DEFAULT_LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType(
     {"age": AGE_FAIRFACE9, "gender": GENDER, "race": RACE_FAIRFACE7, "emotion": EMOTION_FER7}
 )
+
+# --- face keypoints -------------------------------------------------------------------------
+#: The named keypoints of each detector family, in the order the detector gives them.
+KEYPOINT_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "mediapipe": ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear"),  # BlazeFace
+    "mtcnn": ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right"),
+})
+
+
+def keypoint_names(detector: str | None, count: int) -> tuple[str, ...]:
+    """Names of ``count`` keypoints from ``detector`` (a spec such as ``mediapipe:auto``); ``kp0``… if unknown."""
+    names = KEYPOINT_NAMES.get((detector or "").split(":", 1)[0].split("?", 1)[0], ())
+    return names[:count] if len(names) >= count else tuple(f"{i}" for i in range(count))
+
 
 # Official dataset spellings and common variants → canonical label, per attribute.
 _ALIASES: dict[str, dict[str, str]] = {
@@ -283,3 +304,77 @@ def age_interval_group(low: float, high: float | None, labels: str | LabelSet) -
 
 #: The emotion codes 0-6 of the original ``fer2013.csv`` (not the label set's order).
 FER2013_CSV_CODES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+# --- clip-labelled expression datasets -------------------------------------------------------
+# Each video dataset's official emotion labels and the basic emotion (a label of ``fer7``) each one
+# is compared as. A label with no basic counterpart maps to None and names why: its clips are left
+# out of an evaluation and counted (never guessed into the nearest class). These are kept out of
+# LABEL_SETS on purpose: nothing predicts them, every comparison happens in ``fer7``.
+@dataclass(frozen=True)
+class ClipEmotions:
+    """A clip dataset's emotion labels (official spellings, in the order of their codes) and each
+    one's basic emotion, or None with the reason (in ``excluded``) that it has none."""
+
+    dataset: str
+    labels: tuple[str, ...]
+    basic: Mapping[str, str | None]
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    first_code: int = 1
+
+    def __post_init__(self) -> None:
+        if set(self.basic) != set(self.labels):
+            raise ValueError(f"{self.dataset}: every label needs its basic emotion (or None)")
+        for label, target in self.basic.items():
+            if target is not None and target not in EMOTION_FER7.labels:
+                raise ValueError(f"{self.dataset}: {target!r} is not a basic emotion")
+            if (target is None) != (label in self.excluded):
+                raise ValueError(f"{self.dataset}: {label!r} must say why it is left out exactly when it is")
+
+    def by_code(self, code: int) -> str:
+        """The official label of a numeric code (DFEW 1-7, RAVDESS 01-08, MAFW 1-11)."""
+        index = int(code) - self.first_code
+        if not 0 <= index < len(self.labels):
+            raise ValueError(f"{self.dataset} emotion code {code!r} is not one of "
+                             f"{self.first_code}-{self.first_code + len(self.labels) - 1}")
+        return self.labels[index]
+
+    def label(self, value: str) -> str:
+        """The official label spelled ``value`` (any case); ValueError when the dataset has none."""
+        for label in self.labels:
+            if label.lower() == str(value).strip().lower():
+                return label
+        raise ValueError(f"{value!r} is not a {self.dataset} emotion ({', '.join(self.labels)})")
+
+    def to_basic(self, label: str) -> str | None:
+        """The basic emotion (``fer7``) of an official label; None when it is left out (see ``excluded``)."""
+        return self.basic[self.label(label)]
+
+
+#: Why a compound label (MAFW's ``anger_disgust``: several emotions in one clip) is left out.
+COMPOUND_EXCLUDED = ("MAFW compound labels (several emotions in one clip, e.g. anger_disgust) "
+                     "have no single basic emotion")
+_NOT_BASIC = "has no counterpart among the 7 basic emotions (FER2013's, which facescan's emotion models predict)"
+
+CLIP_EMOTIONS: Mapping[str, ClipEmotions] = MappingProxyType({
+    "dfew": ClipEmotions(
+        "DFEW", ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"),
+        {e: e for e in ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")}),
+    "afew": ClipEmotions(
+        "AFEW", ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"),
+        {e: e.lower() for e in ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")}),
+    "ravdess": ClipEmotions(
+        "RAVDESS", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"),
+        {"neutral": "neutral", "calm": None, "happy": "happy", "sad": "sad", "angry": "angry", "fearful": "fear",
+         "disgust": "disgust", "surprised": "surprise"},
+        {"calm": f"RAVDESS calm (code 02) {_NOT_BASIC}: an acted low-arousal state, distinct from neutral"}),
+    "mafw": ClipEmotions(
+        "MAFW", ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt", "anxiety",
+                 "helplessness", "disappointment"),
+        {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy", "neutral": "neutral",
+         "sadness": "sad", "surprise": "surprise", "contempt": None, "anxiety": None, "helplessness": None,
+         "disappointment": None},
+        {"contempt": f"MAFW contempt {_NOT_BASIC}; AffectNet has it as an 8th class",
+         "anxiety": f"MAFW anxiety {_NOT_BASIC}", "helplessness": f"MAFW helplessness {_NOT_BASIC}",
+         "disappointment": f"MAFW disappointment {_NOT_BASIC}"}),
+})

@@ -129,6 +129,34 @@ class _PartsProcessor:
         return self.tokenizer.batch_decode(*args, **kwargs)
 
 
+#: Seconds to wait for the Hugging Face hub before saying it cannot be reached.
+HUB_TIMEOUT_S = 10.0
+
+
+def check_available(name: str, revision: str | None = None) -> None:
+    """Fail fast, in one line, when ``name`` is neither a local folder, nor in the local hub cache,
+    nor reachable on the hub (transformers would otherwise retry for minutes offline)."""
+    if Path(name).exists():
+        return
+    import huggingface_hub
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json", revision=revision), str):
+        return
+    where = f"{name} is not a local folder and not in the Hugging Face cache ({huggingface_hub.constants.HF_HUB_CACHE})"
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise ValueError(f"{where}, and HF_HUB_OFFLINE is set: download it where there is network, or name a folder")
+    try:
+        huggingface_hub.model_info(name, revision=revision, timeout=HUB_TIMEOUT_S)
+    except (huggingface_hub.errors.RepositoryNotFoundError, huggingface_hub.errors.RevisionNotFoundError):
+        raise ValueError(f"no model {name!r}{f' at revision {revision}' if revision else ''} on the Hugging Face "
+                         "hub (check the spelling; a private or gated model needs `hf auth login`)") from None
+    except huggingface_hub.errors.GatedRepoError:
+        return  # it exists: from_pretrained will say what access it needs
+    except Exception as e:  # noqa: BLE001 - no network, DNS, proxy, timeout: all mean the hub cannot be reached
+        raise ValueError(f"{where}, and the hub cannot be reached ({type(e).__name__}: {e}): download it where "
+                         "there is network, or name a local folder") from None
+
+
 def load_processor(source: str, revision: str | None = None):
     """AutoProcessor, or the image processor + tokenizer where the family processor cannot be built here."""
     from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
@@ -181,6 +209,9 @@ class HFBackend:
         if o.adapter is None and (Path(o.model) / "adapter_config.json").exists():
             self.adapter = o.model  # an adapter folder names its base model in its config
             self.base = json.loads((Path(o.model) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        if processor is None or model is None:
+            for name in {self.base, o.processor or self.base}:
+                check_available(name, o.revision)
         self.processor = processor or load_processor(o.processor or self.base, o.revision)
         self.model = model or self._load_model()
         self.model.eval()

@@ -3,6 +3,6 @@
 Specs like ``fairface:PATH`` or ``fer2013:PATH`` pick an adapter (see :func:`open_dataset`).
 """
 
-from facescan.datasets.base import DATASET_KINDS, Sample, open_dataset
+from facescan.datasets.base import DATASET_KINDS, Sample, Samples, open_dataset
 
-__all__ = ["Sample", "open_dataset", "DATASET_KINDS"]
+__all__ = ["Sample", "Samples", "open_dataset", "DATASET_KINDS"]

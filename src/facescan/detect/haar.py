@@ -24,7 +24,8 @@ class HaarDetector:
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
-            raise RuntimeError(f"OpenCV's Haar cascade is missing at {path} (opencv-python-headless<5 ships it)")
+            raise RuntimeError(f"OpenCV's Haar cascade is missing at {path} "
+                               "(opencv-contrib-python<4.12 ships it; reinstall it)")
         self.min_size = min_size
 
     def detect(self, image: np.ndarray) -> list[Detection]:

@@ -22,12 +22,16 @@ def _native_stderr_silenced():
     Python's logging cannot reach it (it bypasses sys.stderr), so the descriptor is
     redirected for the duration of graph start-up only.
     """
+    # descriptor 2 itself: native code writes there even where sys.stderr is another file (a Jupyter
+    # kernel's stderr is a copy of it, a test runner's a buffer)
+    fd = 2
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
+        os.fstat(fd)
+    except OSError:
         yield
         return
-    sys.stderr.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
     saved = os.dup(fd)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:

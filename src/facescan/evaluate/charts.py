@@ -78,12 +78,13 @@ def confusion_svg(true_labels: list[str], predicted_labels: list[str], rates: np
     return _svg(w, h, body)
 
 
-def group_bars_svg(panels: list[dict]) -> bytes:
+def group_bars_svg(panels: list[dict], note: str = "") -> bytes:
     """Horizontal bars of accuracy per group with 95% interval whiskers, one panel per grouping.
 
-    Each panel: ``{"title": str, "groups": [names], "series": {attribute: [(accuracy, (lo, hi)), …]}}``;
-    the attributes of a panel are drawn side by side in each group's row. An accuracy that is None
-    (or NaN) gets no bar, an interval that is None no whisker.
+    Each panel: ``{"title": str, "subtitle": [lines], "groups": [names], "small": [bool], "series": {attribute:
+    [(accuracy, (lo, hi)), …]}}`` (``subtitle`` and ``small`` optional); the attributes of a panel are drawn
+    side by side in each group's row, pale for a group marked small (too few items to compare). An accuracy
+    that is None (or NaN) gets no bar, an interval that is None no whisker. ``note`` is printed at the foot.
     """
     attrs = list(dict.fromkeys(a for p in panels for a in p["series"]))
     bar, gap_rows, plot_w = 9, 8, 460
@@ -98,34 +99,45 @@ def group_bars_svg(panels: list[dict]) -> bytes:
         body.append(_text(lx + 17, 17, attr, 11, "start"))
     for panel in panels:
         body.append(_text(x0 + plot_w / 2, y, panel["title"], 11))
+        for line in panel.get("subtitle") or []:
+            y += 13
+            body.append(_text(x0 + plot_w / 2, y, line, 9.5, extra='fill="#444"'))
         y += 12
         height = row_h * len(panel["groups"])
+        small = panel.get("small") or []
         for t in np.linspace(0, 1, 6):  # grid and axis labels
             gx = x0 + t * plot_w
             body.append(f'<line x1="{gx:.1f}" y1="{y}" x2="{gx:.1f}" y2="{y + height}" stroke="#ddd"/>')
             body.append(_text(gx, y + height + 10, f"{t:.1f}", 9))
         for r, name in enumerate(panel["groups"]):
             ry = y + r * row_h + gap_rows / 2
-            body.append(_text(x0 - 6, ry + bar * len(attrs) / 2, name, 10, "end"))
+            pale = r < len(small) and bool(small[r])
+            body.append(_text(x0 - 6, ry + bar * len(attrs) / 2, name, 10, "end", 'fill="#777"' if pale else ""))
             for k, attr in enumerate(attrs):
                 values = panel["series"].get(attr) or []
                 acc, ci = values[r] if r < len(values) else (None, None)
-                body += _bar(x0, ry + k * bar, bar, plot_w, acc, ci, ATTRIBUTE_COLOURS[k % 4], f"{attr}, {name}")
+                body += _bar(x0, ry + k * bar, bar, plot_w, acc, ci, ATTRIBUTE_COLOURS[k % 4], f"{attr}, {name}", pale)
         body.append(f'<rect x="{x0}" y="{y}" width="{plot_w}" height="{height}" fill="none" stroke="#444"/>')
         y += height + 40
     body.append(_text(x0 + plot_w / 2, y - 14, "accuracy (95% bootstrap interval)", 11))
+    if note:
+        body.append(_text(x0 + plot_w / 2, y + 2, note, 9.5, extra='fill="#444"'))
+        y += 16
     return _svg(w, y, body)
 
 
-def _bar(x0: float, by: float, bar: float, plot_w: float, acc, ci, colour: str, what: str) -> list[str]:
-    """One accuracy bar with its interval whisker (nothing for an undefined accuracy or interval)."""
+def _bar(x0: float, by: float, bar: float, plot_w: float, acc, ci, colour: str, what: str,
+         pale: bool = False) -> list[str]:
+    """One accuracy bar with its interval whisker (nothing for an undefined accuracy or interval);
+    ``pale`` for a group too small to compare."""
     acc = _unit(acc)
     if acc is None:
         return []
     lo, hi = (_unit(v) for v in ci) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
     span = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    opacity = ' fill-opacity="0.35"' if pale else ""
     out = [f'<rect x="{x0}" y="{by:.1f}" width="{acc * plot_w:.1f}" height="{bar - 1}" '
-           f'fill="{colour}"><title>{escape(f"{what}: {acc:.3f}{span}")}</title></rect>']
+           f'fill="{colour}"{opacity}><title>{escape(f"{what}: {acc:.3f}{span}")}</title></rect>']
     if span:
         cy = by + (bar - 1) / 2
         out.append(f'<path d="M{x0 + lo * plot_w:.1f} {cy:.1f}H{x0 + hi * plot_w:.1f}'

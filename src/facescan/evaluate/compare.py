@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from facescan import taxonomy
-from facescan.evaluate.report import fmt_number
+from facescan.evaluate.report import fmt_number, md_cell, widest
 
 PAPER_COLUMNS = ("race", "gender", "age", "emotion")
 
@@ -29,24 +29,37 @@ def load_run(folder: Path) -> dict:
 
 
 def compare_markdown(folders: list[Path]) -> str:
-    """Markdown: one row per run, then one row per backend with its best-known number per attribute."""
+    """Markdown: one row per run, then one row per backend with its best-known number per attribute.
+
+    A run's largest group gap and equalized-odds difference are its largest over groupings, with their
+    bootstrap intervals and the groups they cover: only groups of at least the run's minimum size count.
+    """
     runs = [(Path(f), load_run(f)) for f in folders]
     lines = ["## Runs", "", "| run | backend | dataset | split | attribute | label set | n | accuracy | macro-F1 | "
-             "invalid | largest group gap |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "invalid | largest group gap (95% CI) | equalized-odds diff. (95% CI) |", "|---" * 12 + "|"]
     paper: dict[str, dict[str, str]] = {}
+    min_ns: set = set()
     for folder, m in runs:
         ident = m["meta"]["identity"]
         for attr, a in m["attributes"].items():
             if not a.get("n"):
                 continue
-            gaps = [f["largest_gap"] for f in (a.get("fairness") or {}).values() if f.get("largest_gap") is not None]
-            gap = fmt_number(max(gaps, default=None))
-            kind = ident["dataset"].split(":")[0]
-            lines.append(f"| {folder.name} | {ident['backend']} | {kind} | {ident['split']} | {attr} | "
-                         f"{a['label_set']} | {a['n']} | {fmt_number(a.get('accuracy'))} | "
-                         f"{fmt_number(a.get('macro_f1'))} | {fmt_number(a.get('invalid_rate'))} | {gap} |")
-            cell = f"{fmt_number(100 * (a.get('accuracy') or 0), '.1f')} ({a['label_set']}, {kind})"
-            paper.setdefault(ident["backend"], {}).setdefault(attr, cell)
+            fairness = a.get("fairness") or {}
+            min_ns |= {f["min_n"] for f in fairness.values() if f.get("min_n") is not None}
+            kind = str(ident.get("dataset") or "").split(":")[0] or "–"
+            lines.append(f"| {md_cell(folder.name)} | {md_cell(ident.get('backend'))} | {md_cell(kind)} | "
+                         f"{md_cell(ident.get('split'))} | {md_cell(attr)} | {md_cell(a.get('label_set'))} | "
+                         f"{a['n']} | {fmt_number(a.get('accuracy'))} | {fmt_number(a.get('macro_f1'))} | "
+                         f"{fmt_number(a.get('invalid_rate'))} | {md_cell(widest(fairness))} | "
+                         f"{md_cell(widest(fairness, 'equalized_odds_difference'))} |")
+            accuracy = a.get("accuracy")
+            percent = fmt_number(None if accuracy is None else 100 * accuracy, ".1f")
+            cell = f"{percent} ({md_cell(a.get('label_set'))}, {md_cell(kind)})"
+            paper.setdefault(md_cell(ident.get("backend")), {}).setdefault(attr, cell)
+    if min_ns:
+        lines += ["", "Gaps and equalized-odds differences cover only groups with at least "
+                  + " / ".join(str(n) for n in sorted(min_ns)) + " items (each run's minimum); smaller groups "
+                  "are too few to compare. In brackets: the grouping, and how many of its groups are compared."]
     lines += ["", "## Paper-style table (accuracy %, label set and dataset in brackets)", "",
               "| backend | " + " | ".join(taxonomy.label_set(c).attribute.replace("age", "age group")
                                           for c in PAPER_COLUMNS) + " |", "|---" * (len(PAPER_COLUMNS) + 1) + "|"]

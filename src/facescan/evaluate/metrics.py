@@ -1,5 +1,6 @@
 """Metrics of one attribute: accuracy, macro-F1, balanced accuracy, per-class precision/recall,
-confusion matrix, age ±1 group and MAE, the invalid-answer rate, and bootstrap 95% intervals.
+confusion matrix, age ±1 group and MAE, the invalid-answer rate, and bootstrap 95% intervals
+(None for a single item, which has nothing to resample).
 
 Invalid answers (no label) count as wrong everywhere: they are predictions of a class
 ``invalid`` that no item has, so they lower accuracy and recall and never raise precision.
@@ -94,10 +95,12 @@ def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label
         "label_set": ls.name,
         "n": n,
         "accuracy": float(accuracy_score(t_int, p_int)),
-        "accuracy_ci95": accuracy_ci(int(correct.sum()), n, n_resamples, seed),
+        # one item has no spread to resample: no interval rather than a [0, 0] or [1, 1] that looks certain
+        "accuracy_ci95": accuracy_ci(int(correct.sum()), n, n_resamples, seed) if n >= 2 else None,
         "macro_f1": float(f1_score(t_int, p_int, labels=range(k), average="macro", zero_division=0)),
         "macro_f1_ci95": bootstrap_ci(
-            lambda d: macro_f1_of_confusions(d.reshape(-1, m, m), k), confusion.ravel(), n_resamples, seed),
+            lambda d: macro_f1_of_confusions(d.reshape(-1, m, m), k), confusion.ravel(), n_resamples, seed)
+        if n >= 2 else None,
         "balanced_accuracy": float(balanced),
         "invalid_rate": float(np.mean([p == INVALID for p in yp])),
         "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from facescan import __version__, taxonomy
-from facescan.evaluate.fairness import group_accuracy, groupings_for
+from facescan.evaluate.clips import DEFAULT_FPS, clip_analyzer, predict_clip
+from facescan.evaluate.fairness import MIN_GROUP_N, group_accuracy, groupings_for
 from facescan.evaluate.lock import run_lock
 from facescan.evaluate.metrics import attribute_metrics
 from facescan.evaluate.store import RunStore
@@ -24,7 +25,8 @@ EXIT_DEGRADED = 3
 
 def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequence[str] | None = None,
              limit: int | None = None, seed: int = 0, stratify: str | None = None, batch_size: int = 64,
-             progress: bool = True, n_resamples: int = 1000) -> dict:
+             progress: bool = True, n_resamples: int = 1000, fps: float | None = None,
+             min_group_n: int | None = None) -> dict:
     """Evaluate ``backend`` on ``dataset`` (``KIND:PATH``) and write the run folder ``out``.
 
     The folder holds ``predictions.sqlite`` (the run's set-up in one transaction, then every prediction,
@@ -32,30 +34,48 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
     folder resumes: items already predicted are not recomputed. One run at a time writes a folder
     (:func:`~facescan.evaluate.lock.run_lock`); a folder holding a run of other settings is refused.
     Raises ``ValueError`` (``StoreError``, ``RunLocked``, ``RunMismatch`` among them) for what cannot run.
+
+    A clip dataset (DFEW, AFEW, RAVDESS, MAFW) is evaluated clip by clip (:mod:`facescan.evaluate.clips`):
+    ``fps`` frames per second of each clip are analyzed (default :data:`~facescan.evaluate.clips.DEFAULT_FPS`),
+    the clip's prediction is its main track's, and each clip's rows are stored as soon as it is done.
+
+    ``min_group_n`` (default :data:`~facescan.evaluate.fairness.MIN_GROUP_N`) is the fewest items a demographic
+    group needs to be compared with others; it only changes the scoring, so a finished run is re-scored with
+    another value by running it again.
     """
     from facescan.datasets import open_dataset
 
     samples = open_dataset(dataset, split, limit=limit, seed=seed, stratify=stratify)
     if not samples:
         raise ValueError(f"{dataset} ({split}) has no items")
+    clips = _clip_dataset(dataset, samples, fps)
     out = Path(out)
     with run_lock(out):
         store = RunStore(out / "predictions.sqlite")  # a corrupt file is refused before the backend loads
         try:
-            analyzer, wanted, label_sets = _analyzer(dataset, backend, attributes, samples)
+            analyzer, wanted, label_sets = _analyzer(dataset, backend, attributes, samples, clips)
             identity = {"dataset": dataset, "split": split, "backend": backend, "attributes": wanted,
                         "limit": limit, "seed": seed, "stratify": stratify}
+            if clips:
+                identity["fps"] = float(fps or DEFAULT_FPS)
             store.set_up(identity, [(s.id, s.labels, s.exact_age) for s in samples], label_sets=label_sets,
-                         started=_now(), facescan_version=__version__)
+                         started=_now(), facescan_version=__version__,
+                         excluded=dict(getattr(samples, "excluded", {})))
             done = store.done(backend, wanted)
             todo = [s for s in samples if s.id not in done]
+            step = 1 if clips else batch_size  # a clip takes seconds: each one is stored when it is done
             with _progress(progress, f"eval {backend} on {dataset.split(':')[0]}/{split}", len(samples),
                            len(samples) - len(todo)) as advance:
-                for start in range(0, len(todo), batch_size):
-                    chunk = todo[start : start + batch_size]
-                    store.add_predictions(_predict_chunk(analyzer, chunk, backend, wanted))
+                for start in range(0, len(todo), step):
+                    chunk = todo[start : start + step]
+                    if clips:
+                        rows = [r for s in chunk for r in predict_clip(analyzer, s, backend, wanted, identity["fps"])]
+                    else:
+                        rows = _predict_chunk(analyzer, chunk, backend, wanted)
+                    store.add_predictions(rows)
                     advance(len(chunk))
-            metrics = score_run(store, n_resamples=n_resamples, seed=seed)
+            metrics = score_run(store, n_resamples=n_resamples, seed=seed,
+                                min_group_n=MIN_GROUP_N if min_group_n is None else min_group_n)
             store.set_meta(finished=_now())
             metrics["meta"] = {**store.meta(), **_described(store, backend)}
         finally:
@@ -73,8 +93,21 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _analyzer(dataset: str, backend: str, attributes: Sequence[str] | None, samples: list):
-    """The backend's Analyzer, the attributes to evaluate, and the label set of every attribute the data labels."""
+def _clip_dataset(dataset: str, samples: list, fps: float | None) -> bool:
+    """Whether ``samples`` are clips (checking ``fps``, which only clips take)."""
+    clips = [s for s in samples if getattr(s, "video", False)]
+    if clips and len(clips) != len(samples):
+        raise ValueError(f"{dataset} mixes clips and images; evaluate them as two datasets")
+    if fps is not None and not clips:
+        raise ValueError(f"--fps samples the frames of clips, and {dataset} holds images")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"--fps must be a positive number of frames per second, not {fps}")
+    return bool(clips)
+
+
+def _analyzer(dataset: str, backend: str, attributes: Sequence[str] | None, samples: list, clips: bool = False):
+    """The backend's Analyzer, the attributes to evaluate, and the label set of every attribute the data labels
+    (clips: the analyzer with the video face detector; images: a face crop each, no detection)."""
     from facescan.backends.base import load_backend
     from facescan.pipeline import Analyzer
 
@@ -87,6 +120,8 @@ def _analyzer(dataset: str, backend: str, attributes: Sequence[str] | None, samp
     if not wanted:
         raise ValueError(f"backend {backend} predicts none of the attributes {dataset} is labelled with")
     label_sets = {a: next(s.label_sets[a] for s in samples if a in s.labels) for a in labelled}
+    if clips:
+        return clip_analyzer(model, wanted), wanted, label_sets
     return Analyzer(backend=model, attributes=wanted, crops=True), wanted, label_sets
 
 
@@ -173,8 +208,9 @@ def _to_set(pred: dict, target: str) -> str | None:
     return taxonomy.map_label(pred["label"], pred["label_set"], target)
 
 
-def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics and fairness breakdowns of a stored run (also used to re-score without predicting).
+def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0, min_group_n: int = MIN_GROUP_N) -> dict:
+    """Metrics and fairness breakdowns of a stored run (also used to re-score without predicting); groups
+    of fewer than ``min_group_n`` items are flagged and not compared (:mod:`facescan.evaluate.fairness`).
 
     ``problems`` lists what makes the run unusable (:func:`run_problems`); ``mean_accuracy`` is None
     when no attribute could be scored.
@@ -186,20 +222,21 @@ def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0) -> dict:
     out: dict = {"attributes": {}}
     for attr in identity["attributes"]:
         rows = [(it, preds.get((it["id"], attr))) for it in items if attr in it["labels"]]
-        out["attributes"][attr] = _score_attribute(attr, rows, meta["label_sets"], n_resamples, seed)
+        out["attributes"][attr] = _score_attribute(attr, rows, meta["label_sets"], n_resamples, seed, min_group_n)
     out["n_items"] = len(items)
     scored = [m["accuracy"] for m in out["attributes"].values() if m.get("n")]
     out["mean_accuracy"] = float(np.mean(scored)) if scored else None
-    out["problems"] = run_problems(out["attributes"])
+    out["problems"] = run_problems(out["attributes"], unit="clip" if "fps" in identity else "image")
     return out
 
 
 def _failed(p: dict | None) -> bool:
-    return p is None or (p["error"] or "").startswith("image:")
+    """A prediction missing, or whose image or clip could not be analyzed (not an answer: left out, counted)."""
+    return p is None or (p["error"] or "").startswith(("image:", "clip:"))
 
 
 def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets: dict[str, str],
-                     n_resamples: int, seed: int) -> dict:
+                     n_resamples: int, seed: int, min_group_n: int = MIN_GROUP_N) -> dict:
     """One attribute's metrics and fairness over its (item, stored prediction) pairs."""
     truth_set = label_sets[attr]
     errors = Counter(_short(p["error"]) if p else "no prediction stored" for _, p in rows if _failed(p))
@@ -229,9 +266,11 @@ def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets
         groups = ["/".join(it["labels"][k] for k in grouping) for it in kept]
         sets = [taxonomy.label_set(label_sets[k]) for k in grouping]
         order = sorted(set(groups), key=lambda g: [ls.index(p) for ls, p in zip(sets, g.split("/"))])
+        # reports name a group as the label sets spell it ("Latino/Hispanic × male"), as in every other table
+        display = {g: " × ".join(ls.pretty(p) for ls, p in zip(sets, g.split("/"))) for g in order}
         m["fairness"][" × ".join(grouping)] = group_accuracy(
             y_true, y_pred, groups, taxonomy.label_set(common).labels, n_resamples=n_resamples, seed=seed,
-            order=order)
+            min_n=min_group_n, order=order, display=display)
     return m
 
 
@@ -245,9 +284,9 @@ def _top(errors: Counter, k: int = 3) -> dict[str, int]:
     return dict(errors.most_common(k))
 
 
-def run_problems(attributes: dict[str, dict]) -> list[str]:
-    """Why a finished run's numbers cannot be trusted: every image of an attribute failed, or more than
-    half of an attribute's answers (failed images included) are invalid. Empty for a healthy run."""
+def run_problems(attributes: dict[str, dict], unit: str = "image") -> list[str]:
+    """Why a finished run's numbers cannot be trusted: every image (``unit``: or clip) of an attribute failed,
+    or more than half of an attribute's answers (failed images included) are invalid. Empty for a healthy run."""
     problems = []
     for attr, m in attributes.items():
         n, failed = m.get("n") or 0, m.get("failed_images") or 0
@@ -258,7 +297,7 @@ def run_problems(attributes: dict[str, dict]) -> list[str]:
         if total == 0:
             problems.append(f"{attr}: no item could be scored")
         elif failed == total:
-            problems.append(f"{attr}: every image failed{why}")
+            problems.append(f"{attr}: every {unit} failed{why}")
         elif 2 * bad > total:
             problems.append(f"{attr}: {bad} of {total} answers are invalid{why}")
     return problems

@@ -2,8 +2,9 @@
 
 Routes: ``POST /v1/analyze`` and ``POST /v1/ask`` (a multipart upload, or JSON with a base64
 image), ``GET /v1/models``, ``GET /healthz``, ``GET /metrics`` (Prometheus text) and the page at
-``/``. Results have the CLI's schema. Uploaded images live in memory only: they are never written
-to disk or to a log.
+``/``. ``/v1/analyze`` also takes a short clip and answers with its tracks (``facescan.serve.clips``).
+Results have the CLI's schema. Uploaded images and clips live in memory only: they are never
+written to disk or to a log.
 
 Middleware, outermost first: :class:`~facescan.serve.guard.RequestGuard` (upload framing, size
 counted on the bytes received, body deadline, security headers, metrics), Starlette's
@@ -58,6 +59,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 async def lifespan(app: FastAPI):
     yield
     app.state.facescan.batcher.close()
+    app.state.facescan.clips.close()
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -29,10 +29,36 @@ class ServeConfig:
     max_queue: int = 64
     cors_origins: list[str] = field(default_factory=list)
     allowed_hosts: list[str] = field(default_factory=list)  # Host header values beyond loopback; "*": any
+    # clips on POST /v1/analyze (see facescan.serve.clips)
+    max_video_mb: float | None = None  # a clip's upload limit; None: the same as max_upload_mb
+    max_video_seconds: float = 60.0  # a clip's duration (declared, and checked again as it is decoded)
+    max_video_frames: int = 300  # frames analyzed per clip (the default sampling is lowered to fit)
+    video_fps: float = 5.0  # frames analyzed per second of video unless the request asks otherwise
+    video_timeout: float = 120.0  # seconds a clip may wait and be analyzed (503 after; the analysis stops)
+    video_jobs: int = 1  # clips analyzed at once (each on its own thread; frames are CPU-heavy)
+    max_video_queue: int = 4  # clips waiting for a turn before 429
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def video_upload_mb(self) -> float:
+        """A clip's upload limit in MB (``max_video_mb``, or the photos' limit when unset)."""
+        return self.max_upload_mb if self.max_video_mb is None else self.max_video_mb
+
+    @property
+    def video_upload_bytes(self) -> int:
+        return int(self.video_upload_mb * 1024 * 1024)
+
+    def body_limit_mb(self, method: str, path: str) -> float:
+        """The most a request body may carry: only ``POST /v1/analyze`` takes clips (the larger of both limits)."""
+        if method == "POST" and path == "/v1/analyze":
+            return max(self.max_upload_mb, self.video_upload_mb)
+        return self.max_upload_mb
+
+    def body_limit_bytes(self, method: str, path: str) -> int:
+        return int(self.body_limit_mb(method, path) * 1024 * 1024)
 
     @property
     def trusted_hosts(self) -> list[str]:

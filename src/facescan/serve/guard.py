@@ -1,6 +1,7 @@
 """The service's outermost ASGI layer: upload framing, size and deadline, security headers, metrics.
 
-The upload limit is enforced on the bytes actually received, whatever the headers say:
+The upload limit (``max_upload_mb``; on ``POST /v1/analyze``, which also takes clips, the larger of
+it and the clips' ``max_video_mb``) is enforced on the bytes actually received, whatever the headers say:
 
 - ``Content-Length`` over the limit → 413 at once, before any of the body is read;
 - ``Transfer-Encoding: chunked`` without a ``Content-Length`` is accepted, and counted like any body;
@@ -24,9 +25,10 @@ import time
 from facescan.serve.config import ServeConfig
 
 #: The page's policy: its script and styles are static files of this server; no inline script or style,
-#: no plug-ins, no <base>, no framing. Sent on every response (harmless on JSON).
-CSP = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
+#: no plug-ins, no <base>, no framing; photos and clips are shown from the user's own file (blob: URLs).
+#: Sent on every response (harmless on JSON).
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
 DISCONNECT = {"type": "http.disconnect"}
@@ -80,17 +82,23 @@ def has_body(scope) -> bool:
     return chunked or any(v != b"0" for v in lengths)
 
 
+def body_limit(scope, config: ServeConfig) -> tuple[int, float]:
+    """The most bytes a request's body may carry, and that limit in MB."""
+    return config.body_limit_bytes(scope["method"], scope["path"]), config.body_limit_mb(scope["method"], scope["path"])
+
+
 def framing_problem(scope, config: ServeConfig) -> tuple[int, str] | None:
     """What is wrong with a request's body headers, as (status, detail), before any of the body is read."""
     lengths, chunked = body_headers(scope)
-    limit = f"uploads are limited to {config.max_upload_mb:g} MB"
+    max_bytes, mb = body_limit(scope, config)
+    limit = f"uploads are limited to {mb:g} MB"
     if lengths and chunked:
         return 400, "send Content-Length or Transfer-Encoding: chunked, not both"
     if lengths:
         if len(set(lengths)) > 1 or not lengths[0].isdigit():
             return 400, f"Content-Length must be one number of bytes ({limit})"
-        if int(lengths[0]) > config.max_upload_bytes:
-            return 413, f"upload of {int(lengths[0]) / 1e6:.1f} MB is over the {config.max_upload_mb:g} MB limit"
+        if int(lengths[0]) > max_bytes:
+            return 413, f"upload of {int(lengths[0]) / 1e6:.1f} MB is over the {mb:g} MB limit"
     elif scope["method"] == "POST" and not chunked:
         return 411, f"send a Content-Length header or a chunked body ({limit})"
     return None
@@ -102,6 +110,7 @@ class BodyGuard:
     def __init__(self, scope, receive, send, config: ServeConfig):
         self._receive, self._send, self.config = receive, send, config
         self.deadline = asyncio.get_running_loop().time() + config.body_timeout
+        self.max_bytes, self.max_mb = body_limit(scope, config)
         self.received = 0
         self.body_done = not has_body(scope)
         self.answered = False  # the guard sent the response (413 / 408 / a framing error)
@@ -121,8 +130,8 @@ class BodyGuard:
         if message["type"] != "http.request":
             return message
         self.received += len(message.get("body", b""))
-        if self.received > self.config.max_upload_bytes:
-            return await self._refuse(413, f"the upload passed the {self.config.max_upload_mb:g} MB limit "
+        if self.received > self.max_bytes:
+            return await self._refuse(413, f"the upload passed the {self.max_mb:g} MB limit "
                                            f"({self.received:,} bytes received)")
         self.body_done = not message.get("more_body", False)
         return message

@@ -1,4 +1,4 @@
-"""The service's routes: the page, health, metrics, models, ``/v1/analyze`` and ``/v1/ask``.
+"""The service's routes: the page, health, metrics, models, ``/v1/analyze`` (photos and clips) and ``/v1/ask``.
 
 Handlers get the app's state, its config and the token check through dependencies.
 """
@@ -7,28 +7,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
+import threading
 from importlib import resources
+from typing import Union
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from facescan import __version__, taxonomy
-from facescan.schema import ImageResult
+from facescan.schema import ImageResult, VideoResult
 from facescan.serve.batching import BadInput, QueueFull
+from facescan.serve.clips import ClipOptions, ClipRefused, analyze_clip, is_clip
 from facescan.serve.config import ServeConfig
 from facescan.serve.requests import (
     ASK_FIELDS,
+    CLIP_FIELDS,
     ERRORS,
     AnalyzeJSON,
     AskJSON,
     AskResponse,
+    Options,
     Problem,
+    Upload,
     body_doc,
     check_image,
     image_status,
     read_request,
+    upload_message,
 )
 from facescan.serve.state import AnalyzerKey, State
 
@@ -106,10 +112,14 @@ def models(state: State = Depends(get_state)) -> dict:
             "attributes": list(taxonomy.ATTRIBUTES), "default_attributes": list(taxonomy.DEFAULT_ATTRIBUTES),
             "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels,
                        "request_timeout_s": config.request_timeout, "body_timeout_s": config.body_timeout,
-                       "header_timeout_s": config.header_timeout, "max_queue": config.max_queue}}
+                       "header_timeout_s": config.header_timeout, "max_queue": config.max_queue},
+            "video_limits": {"max_upload_mb": config.video_upload_mb, "max_seconds": config.max_video_seconds,
+                             "max_frames": config.max_video_frames, "default_fps": config.video_fps,
+                             "timeout_s": config.video_timeout, "max_pixels": config.max_pixels,
+                             "jobs": config.video_jobs, "max_queue": config.max_video_queue}}
 
 
-def analyzer_key(state: State, body: AnalyzeJSON, attributes=None, describe: bool | None = None) -> AnalyzerKey:
+def analyzer_key(state: State, body: Options, attributes=None, describe: bool | None = None) -> AnalyzerKey:
     """The analyzer a request asks for (422 naming an unknown backend or attribute)."""
     from facescan.pipeline import parse_attributes
 
@@ -143,7 +153,7 @@ async def run(state: State, key: AnalyzerKey, data: bytes, keep_image: bool = Fa
         raise HTTPException(503, f"the analysis took longer than {timeout:g} s; retry later",
                             headers={"Retry-After": "5"}) from None
     except BadInput as e:
-        message = _upload_message(str(e))
+        message = upload_message(str(e))
         raise HTTPException(image_status(message), f"the image cannot be analyzed: {message}") from None
     except Exception as e:
         logger.error("analysis failed on the server: %s", type(e).__name__, exc_info=e)
@@ -151,24 +161,75 @@ async def run(state: State, key: AnalyzerKey, data: bytes, keep_image: bool = Fa
                                  "were not affected") from None
     result = analyzed.result
     if result.error:
-        message = _upload_message(result.error)
+        message = upload_message(result.error)
         raise HTTPException(image_status(message), message)
     result.source = "upload"
     state.metrics.faces.inc(len(result.faces))
     return analyzed
 
 
-def _upload_message(text: str) -> str:
-    return re.sub(r"^<(\d+) bytes>", r"upload (\1 bytes)", text)
-
-
-@protected.post("/v1/analyze", response_model=ImageResult, responses=ERRORS, openapi_extra=body_doc(AnalyzeJSON))
-async def analyze(request: Request, state: State = Depends(get_state)) -> ImageResult:
-    """Every face of a photo with its attributes (and descriptors / explanations when asked)."""
+async def run_clip(state: State, body: AnalyzeJSON, upload: Upload) -> VideoResult:
+    """Analyze one clip on the clip threads: its ``VideoResult`` (413 over a limit, 422 unreadable,
+    429 when busy, 503 after ``video_timeout``, which also stops the analysis at its next frame)."""
     config = state.config
-    data, body = await read_request(request, AnalyzeJSON, config.max_upload_bytes)
-    check_image(data, config.max_pixels)
-    return (await run(state, analyzer_key(state, body), data)).result
+    if len(upload.data) > config.video_upload_bytes:
+        raise HTTPException(413, f"the clip ({len(upload.data) / 1e6:.1f} MB) is over the "
+                                 f"{config.video_upload_mb:g} MB limit for clips")
+    if body.describe or body.explain:
+        raise HTTPException(422, "describe and explain are for photos; a clip gets tracks, attributes and "
+                                 "emotion timelines")
+    key = analyzer_key(state, body)
+    options = ClipOptions(fps=body.fps, every=body.every, start=body.start, end=body.end)
+    cancel = threading.Event()
+
+    def work() -> VideoResult:
+        return analyze_clip(state.video_analyzer_for(key), upload.data, config, options, cancel)
+
+    try:
+        future = state.clips.submit(work, cancel)
+    except QueueFull as e:
+        raise HTTPException(429, f"the server is busy with clips ({e}); retry shortly",
+                            headers={"Retry-After": "5"}) from None
+    try:
+        result = await asyncio.wait_for(asyncio.wrap_future(future), config.video_timeout)
+    except TimeoutError:
+        cancel.set()  # the analysis stops at its next frame
+        future.cancel()
+        raise HTTPException(503, f"the clip's analysis took longer than {config.video_timeout:g} s; send a "
+                                 "shorter clip or ask for fewer frames per second",
+                            headers={"Retry-After": "5"}) from None
+    except ClipRefused as e:
+        raise HTTPException(e.status, e.detail) from None
+    except Exception as e:
+        logger.error("clip analysis failed on the server: %s", type(e).__name__, exc_info=e)
+        raise HTTPException(500, f"the clip's analysis failed on the server ({type(e).__name__}); other "
+                                 "requests were not affected") from None
+    state.metrics.faces.inc(sum(len(f.faces) for f in result.frames))
+    state.metrics.video_frames.inc(result.frames_analyzed)
+    return result
+
+
+def json_response(result: ImageResult | VideoResult) -> Response:
+    """A result as JSON, serialized once (a clip's result holds every analyzed frame's faces)."""
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+@protected.post("/v1/analyze", response_model=Union[ImageResult, VideoResult], responses=ERRORS,
+                openapi_extra=body_doc(AnalyzeJSON, CLIP_FIELDS, required=()))
+async def analyze(request: Request, state: State = Depends(get_state)) -> Response:
+    """Every face of a photo with its attributes (and descriptors / explanations when asked), or, for a
+    clip (MP4, MOV, WebM, MKV, AVI), each person's track: boxes per analyzed frame, attributes and an
+    emotion timeline."""
+    config = state.config
+    upload, body = await read_request(request, AnalyzeJSON, config.body_limit_bytes("POST", "/v1/analyze"),
+                                      files=("image", "video"))
+    if upload.field == "video" or is_clip(upload):
+        return json_response(await run_clip(state, body, upload))
+    if len(upload.data) > config.max_upload_bytes:  # the clip limit, when larger, let it through the guard
+        raise HTTPException(413, f"the photo ({len(upload.data) / 1e6:.1f} MB) is over the "
+                                 f"{config.max_upload_mb:g} MB limit for photos")
+    check_image(upload.data, config.max_pixels)
+    return json_response((await run(state, analyzer_key(state, body), upload.data)).result)
 
 
 @protected.post("/v1/ask", response_model=AskResponse, responses=ERRORS,
@@ -178,7 +239,10 @@ async def ask(request: Request, state: State = Depends(get_state)) -> AskRespons
     from facescan.ask import answer_question, attributes_for, check_chooser, parse_question
 
     config = state.config
-    data, body = await read_request(request, AskJSON, config.max_upload_bytes)
+    upload, body = await read_request(request, AskJSON, config.max_upload_bytes)
+    if is_clip(upload):
+        raise HTTPException(422, "ask takes a photo, not a clip")
+    data = upload.data
     if not body.question.strip():
         raise HTTPException(422, "the question is empty")
     try:

@@ -6,6 +6,7 @@ import threading
 from typing import NamedTuple
 
 from facescan.serve.batching import DynamicBatcher
+from facescan.serve.clips import ClipRunner
 from facescan.serve.config import ServeConfig
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -45,6 +46,7 @@ class Metrics:
         self.queue_wait = Histogram("facescan_batch_wait_seconds", "Time from queueing to batching", registry=r,
                                     buckets=WAIT_BUCKETS)
         self.faces = Counter("facescan_faces", "Faces analyzed", registry=r)
+        self.video_frames = Counter("facescan_video_frames", "Clip frames analyzed", registry=r)
         self.queue_depth = Gauge("facescan_queue_depth", "Requests waiting for a batch", registry=r)
 
     def batched(self, size: int, waited: float) -> None:
@@ -59,7 +61,8 @@ class Metrics:
 
 
 class State:
-    """Loaded backends, the detector, one shared describer / explainer, analyzers per key, metrics, batcher."""
+    """Loaded backends, the detector, one shared describer / explainer, analyzers per key, metrics, batcher;
+    for clips, the video detector (loaded on the first clip), their analyzers and the threads they run on."""
 
     def __init__(self, config: ServeConfig):
         from facescan.backends.base import load_backend
@@ -77,6 +80,9 @@ class State:
                                       max_wait=config.batch_wait_ms / 1000, max_queue=config.max_queue,
                                       on_batch=self.metrics.batched, probe=decode_probe)
         self.metrics.queue_depth.set_function(lambda: self.batcher.depth)
+        self.clips = ClipRunner(config.video_jobs, config.max_video_queue)
+        self._video_detector = None
+        self._video_analyzers: dict[AnalyzerKey, object] = {}
 
     def analyzer_for(self, key: AnalyzerKey):
         """One Analyzer per key, sharing the loaded backends, detector, describer and explainer."""
@@ -89,6 +95,21 @@ class State:
                     describe=self._shared_describer() if key.describe else False,
                     explain=self._shared_explainer() if key.explain else False)
             return self._analyzers[key]
+
+    def video_analyzer_for(self, key: AnalyzerKey):
+        """The Analyzer for clips: the loaded backend with the video detector (MediaPipe's two models, no
+        tiled search: see ``facescan.video.detect``), in small batches so a stop takes effect soon."""
+        from facescan.pipeline import Analyzer
+        from facescan.video import VideoDetector
+
+        with self._lock:
+            if key not in self._video_analyzers:
+                if self._video_detector is None:
+                    self._video_detector = VideoDetector()
+                self._video_analyzers[key] = Analyzer(backend=self.backends[key.backend],
+                                                      detector=self._video_detector, attributes=key.attributes,
+                                                      batch_images=8)
+            return self._video_analyzers[key]
 
     def _shared_describer(self):
         if self._describer is None:

@@ -21,9 +21,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-from facescan.imageio import ImageLoadError
+from facescan.imageio import VIDEO_SUFFIXES, ImageLoadError
 
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 #: Frames are downscaled so their longest side is at most this for detection (boxes are reported unscaled).
 MAX_SIDE = 1280
 #: Refuse videos whose frames have more pixels than this (8K UHD is 33.2 million).

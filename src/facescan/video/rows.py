@@ -1,5 +1,5 @@
-"""Video results as table rows (CSV, Parquet): defined in :mod:`facescan.schema` beside ``result_rows``."""
+"""Video results as table rows (CSV, Parquet): defined in :mod:`facescan.tables` beside ``result_rows``."""
 
-from facescan.schema import video_frame_rows, video_track_rows
+from facescan.tables import video_frame_rows, video_track_rows
 
 __all__ = ["video_frame_rows", "video_track_rows"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from facescan import taxonomy
 from facescan.backends.base import FaceInput
 from facescan.schema import Box, FrameFaces, VideoResult
 from facescan.video.aggregate import TrackStats
@@ -35,10 +37,15 @@ class VideoRun:
     """Streams ``reader``'s frames through ``analyzer`` and fills ``result``."""
 
     def __init__(self, analyzer, reader: VideoReader, result: VideoResult, *, smooth: float, keyframes: int,
-                 on_frame: Callable[[FrameFaces], None] | None, keep_frames: bool):
+                 on_frame: Callable[[FrameFaces], None] | None, keep_frames: bool, person_fps: float | None = None):
         self.analyzer, self.reader, self.result = analyzer, reader, result
         self.smooth, self.keyframes, self.on_frame, self.keep_frames = smooth, keyframes, on_frame, keep_frames
         self.costly = is_costly(analyzer.backend)
+        # the person's attributes on some frames only (not with a costly backend: it sees keyframes anyway)
+        self.person_attributes = [a for a in analyzer.attributes if a in taxonomy.PERSON_ATTRIBUTES]
+        self.person_step = 1.0 / person_fps if person_fps and self.person_attributes and not self.costly else 0.0
+        self._next_person_time = float("-inf")
+        self.unpredicted: dict[int, tuple] = {}  # track → (area, chip, face, time) of its largest face so far
         info = reader.info
         result.width, result.height, result.fps, result.duration_s = info.width, info.height, info.fps, info.duration_s
         self.tracker: FaceTracker[_Pending] = FaceTracker(rate=_analysis_rate(reader))
@@ -56,6 +63,8 @@ class VideoRun:
                 self._frames_loop(advance, workers)
             for pending, ids in self.tracker.flush():
                 self._release(pending, ids)
+            if self.person_step:
+                self._predict_unseen_persons()
             if self.costly:
                 self._predict_keyframes()
             result.tracks = [s.build(self.analyzer.attributes, self.smooth)
@@ -96,7 +105,8 @@ class VideoRun:
         try:
             for chunk in _batches(iter(self.reader), workers):
                 pixels = [f.pixels for f in chunk]
-                prepared = list(pool.map(analyzer.prepare, pixels)) if pool else [analyzer.prepare(pixels[0])]
+                prepare = functools.partial(analyzer.prepare, decoded=True)
+                prepared = list(pool.map(prepare, pixels)) if pool else [prepare(pixels[0])]
                 for frame, p in zip(chunk, prepared):
                     frame.pixels = None
                     if analyzer.describer is None:  # only the describer looks at the whole frame again
@@ -114,9 +124,11 @@ class VideoRun:
 
     def _predict_batch(self, batch: list, advance: Callable[[Frame], None]) -> None:
         if not self.costly:
-            prepared = [p for _, p in batch]
-            self.analyzer.predict(prepared)
-            self.result.faces_sent += sum(len(p.inputs) for p in prepared)
+            full = [p for f, p in batch if self._person_frame(f)]
+            self.analyzer.predict(full)
+            rest = [p for f, p in batch if not any(p is q for q in full)]
+            self.analyzer.predict(rest, [a for a in self.analyzer.attributes if a not in self.person_attributes])
+            self.result.faces_sent += sum(len(p.inputs) for _, p in batch)
         for frame, p in batch:
             self._analyzed(frame, p)
             advance(frame)
@@ -135,7 +147,7 @@ class VideoRun:
                 face.keypoints = [(x * inv, y * inv) for x, y in face.keypoints]
         inputs = [FaceInput(chip=fi.chip, padding=fi.padding, keypoints=fi.keypoints) for fi in prepared.inputs]
         pending = _Pending(FrameFaces(frame=frame.index, time_s=frame.time_s, faces=faces),
-                           inputs if self.costly else [])
+                           inputs if self.costly or self.person_step else [])
         boxes = [(f.box.x, f.box.y, f.box.width, f.box.height) for f in faces]
         for ready, ids in self.tracker.push(pending, boxes):
             self._release(ready, ids)
@@ -151,6 +163,8 @@ class VideoRun:
             if stats is None:
                 stats = self.stats[track_id] = TrackStats(track_id, ff.frame, ff.time_s)
             stats.add_face(ff.frame, ff.time_s, face)
+            if self.person_step and i < len(pending.inputs):
+                self._note_person(track_id, face, pending.inputs[i], ff.time_s)
             if self.costly and i < len(pending.inputs):
                 fi = pending.inputs[i]
                 pool = self.pools.setdefault(track_id, KeyframePool(self.keyframes))
@@ -159,6 +173,42 @@ class VideoRun:
             self.result.frames.append(ff)
         if self.on_frame:
             self.on_frame(ff)
+
+    def _person_frame(self, frame: Frame) -> bool:
+        """Whether this frame's faces get the person's attributes (every frame without ``person_fps``)."""
+        if not self.person_step:
+            return True
+        if frame.time_s + 1e-6 < self._next_person_time:
+            return False
+        self._next_person_time = frame.time_s + self.person_step
+        return True
+
+    def _note_person(self, track_id: int, face, face_input: FaceInput, time_s: float) -> None:
+        """Keep each track's largest face until the track has the person's attributes from some frame."""
+        if any(a in face.attributes for a in self.person_attributes):
+            self.unpredicted[track_id] = (float("inf"), None, None, None)  # done: nothing kept
+            return
+        area = face.box.width * face.box.height
+        if area > self.unpredicted.get(track_id, (0.0,))[0]:
+            self.unpredicted[track_id] = (area, face_input, face, time_s)
+
+    def _predict_unseen_persons(self) -> None:
+        """Tracks that started and ended between two person frames: their largest face is asked now."""
+        waiting = [(tid, *rest) for tid, (_, *rest) in self.unpredicted.items() if rest[0] is not None]
+        self.unpredicted.clear()
+        if not waiting:
+            return
+        self.result.faces_sent += len(waiting)
+        try:
+            answers = self.analyzer.backend.predict([fi for _, fi, _, _ in waiting], self.person_attributes)
+        except Exception as e:  # noqa: BLE001 - these tracks stand without the person's attributes
+            self.result.warnings.append(f"{self.result.source}: backend {self.analyzer.backend.name} failed on "
+                                        f"the faces of {len(waiting)} short track(s): {e}")
+            return
+        for (tid, _, face, time_s), answer in zip(waiting, answers):
+            merged = {**face.attributes, **answer}
+            face.attributes = {a: merged[a] for a in self.analyzer.attributes if a in merged}
+            self.stats[tid].add_predictions(time_s, answer)
 
     def _predict_keyframes(self) -> None:
         """One backend call with every person's keyframes; the answers aggregate like per-frame ones."""
