@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,32 +99,42 @@ class VideoRun:
         return kept
 
     def _frames_loop(self, advance: Callable[[Frame], None], workers: int) -> None:
-        """Detect each frame as it is decoded (``workers`` at a time), then predict in batches of
-        ``batch_images`` frames or ``face_batch`` faces (whichever comes first: the backend then sees
-        batches of nearly constant size, which keeps onnxruntime's memory arena from growing with the
-        variety of batch shapes); a frame's pixels are let go once its faces are cut out."""
-        analyzer = self.analyzer
-        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        """A pipeline: one thread decodes, ``workers`` threads detect (a few frames ahead), and this
+        thread predicts in batches of ``batch_images`` frames or ``face_batch`` faces (whichever comes
+        first: the backend then sees batches of nearly constant size, which keeps onnxruntime's memory
+        arena from growing with the variety of batch shapes). Decoding, detection and prediction so
+        overlap; a frame's pixels are let go once its faces are cut out."""
+        prepare = functools.partial(self.analyzer.prepare, decoded=True)
+        pool = ThreadPoolExecutor(max_workers=workers)
+        decoder = _Decoder(iter(self.reader), ahead=2 * workers)
+        window: deque = deque()  # (frame, future of its detection), in frame order
         batch: list = []
         try:
-            for chunk in _batches(iter(self.reader), workers):
-                pixels = [f.pixels for f in chunk]
-                prepare = functools.partial(analyzer.prepare, decoded=True)
-                prepared = list(pool.map(prepare, pixels)) if pool else [prepare(pixels[0])]
-                for frame, p in zip(chunk, prepared):
-                    frame.pixels = None
-                    if analyzer.describer is None:  # only the describer looks at the whole frame again
-                        for fi in p.inputs:
-                            fi.image = None
-                    batch.append((frame, p))
-                del pixels, prepared, chunk
-                if len(batch) >= analyzer.batch_images or sum(len(p.inputs) for _, p in batch) >= self.face_batch:
-                    self._predict_batch(batch, advance)
-                    batch = []
+            for frame in decoder:
+                window.append((frame, pool.submit(prepare, frame.pixels)))
+                if len(window) > 2 * workers:
+                    batch = self._detected(*window.popleft(), batch, advance)
+            while window:
+                batch = self._detected(*window.popleft(), batch, advance)
             self._predict_batch(batch, advance)
         finally:
-            if pool:
-                pool.shutdown()
+            decoder.close()
+            for _, future in window:
+                future.cancel()
+            pool.shutdown()
+
+    def _detected(self, frame: Frame, future, batch: list, advance: Callable[[Frame], None]) -> list:
+        """Add one detected frame to the batch; predict the batch when it is full (returns the new one)."""
+        p = future.result()
+        frame.pixels = None
+        if self.analyzer.describer is None:  # only the describer looks at the whole frame again
+            for fi in p.inputs:
+                fi.image = None
+        batch.append((frame, p))
+        if len(batch) >= self.analyzer.batch_images or sum(len(q.inputs) for _, q in batch) >= self.face_batch:
+            self._predict_batch(batch, advance)
+            return []
+        return batch
 
     def _predict_batch(self, batch: list, advance: Callable[[Frame], None]) -> None:
         if not self.costly:
@@ -239,15 +253,51 @@ class VideoRun:
             result.warnings.append(f"{len(errors)} of {result.frames_analyzed} frame(s) failed; first: {errors[0]}")
 
 
-def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class _Decoder:
+    """Decodes ``frames`` on a thread of its own, at most ``ahead`` frames ahead of the consumer;
+    an error while decoding is raised to the consumer, and :meth:`close` stops the thread."""
+
+    _END = object()
+
+    def __init__(self, frames: Iterator[Frame], ahead: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(frames,), name="video-decoder", daemon=True)
+        self._thread.start()
+
+    def _run(self, frames: Iterator[Frame]) -> None:
+        try:
+            for frame in frames:
+                if not self._put(frame):
+                    return
+            self._put(self._END)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put(e)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
 
 
 def _analysis_rate(reader: VideoReader) -> float:
