@@ -20,15 +20,16 @@ class VideoDetector:
     """Faces of the full-range model plus the short-range model's faces that are none of them.
 
     Each model misses faces the other finds (on FairFace faces pasted in 640×360 and 1280×720
-    frames, full-range alone found 83-93 %, short-range 95-100 %, either 98-100 %). The short-range
-    model (4 ms a frame here) runs on every frame; the full-range one (10 ms) on every
-    ``full_every``-th frame, and on any frame where the short-range model finds fewer faces than
-    the last frame had: a face it lost (too small, too far) is looked for at once.
+    frames, full-range alone found 83-93 %, short-range 95-100 %, either 98-100 %). Both run on every
+    frame by default. ``full_every=N`` runs the full-range one (10 ms a frame here, the short-range
+    one 4 ms) on every N-th call of a thread and whenever the short-range model finds fewer faces
+    than that thread's last frame had; with several detection threads which frames those are
+    depends on scheduling, so results are then not exactly reproducible: off by default.
     """
 
     name = "mediapipe:video"
 
-    def __init__(self, min_score: float = 0.5, full_every: int = 5):
+    def __init__(self, min_score: float = 0.5, full_every: int = 1):
         from facescan.detect.mediapipe import MediaPipeDetector
 
         self.full = MediaPipeDetector("full", min_score)
