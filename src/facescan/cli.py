@@ -122,9 +122,36 @@ def analyze(
     smooth: float = typer.Option(1.0, "--smooth", min=0, help="Videos: emotion timeline smoothing, seconds."),
     person_fps: float = typer.Option(1.0, "--person-fps", min=0, help="Videos: predict age, gender and race N "
                                      "times per second (the emotion on every analyzed frame); 0: on every frame."),
+    engine: str = typer.Option("local", "--engine", help="local: this machine; ray: a Ray cluster, writing "
+                               "Parquet shards into the --parquet folder (inputs may also be .txt/.csv/.parquet "
+                               "lists and s3:// gs:// URIs; a rerun skips what the folder holds)."),
+    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster (auto, HOST:PORT; "
+                                          "default: RAY_ADDRESS, else a Ray started here)."),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: model actors (default: as "
+                                         "many as 80 % of the cluster's CPUs, or its GPUs for hf: backends, hold)."),
+    actor_cpus: float = typer.Option(1.0, "--actor-cpus", min=0.01, help="--engine ray: CPUs per actor (the "
+                                     "builtin backend runs that many threads)."),
+    task_cpus: float = typer.Option(0.5, "--task-cpus", min=0.01, help="--engine ray: CPUs per read-decode-detect "
+                                    "task."),
+    actor_gpus: Optional[float] = typer.Option(None, "--actor-gpus", min=0, help="--engine ray: GPUs per actor "
+                                               "(default: 1 for hf: backends where the cluster has GPUs)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="--engine ray: inputs per actor "
+                                             "call (default 64)."),
+    rate: Optional[float] = typer.Option(None, "--rate", min=0.001, help="--engine ray: an API backend's "
+                                         "requests per second, all actors together."),
+    shard_rows: int = typer.Option(50_000, "--shard-rows", min=1, help="--engine ray: rows per Parquet shard "
+                                   "(a shard is also written every 30 s)."),
 ) -> None:
     """Detect faces and recognize their attributes. Result files are written as the run goes, so a
     killed run keeps what it finished; --resume skips the inputs already in them."""
+    if engine != "local":
+        return _analyze_on_ray(engine, inputs, parquet_out, quiet, dict(
+            backend=backend, detector=detector, attributes=attributes, crops=crops, crop_padding=crop_padding,
+            explain=explain, describe=describe, address=address, actors=actors, actor_cpus=actor_cpus,
+            actor_gpus=actor_gpus, task_cpus=task_cpus, batch_size=batch_size, rate=rate, shard_rows=shard_rows,
+            video=dict(fps=fps, every=every, start=start, end=end, smooth=smooth, person_fps=person_fps or None)),
+            {"--json": json_out, "--jsonl": jsonl_out, "--csv": csv_out, "--annotate": annotate,
+             "--timeline": timeline, "--workers": workers})
     from facescan.imageio import describe_source, expand_inputs
     from facescan.outputs import OutputError, ResultOutputs, annotation_paths
     from facescan.pipeline import Analyzer
@@ -184,6 +211,57 @@ def analyze(
             outputs.add(video)
             shown.add_video(video)
     shown.summary()
+
+
+def _analyze_on_ray(engine: str, inputs: list[str], out: Optional[Path], quiet: bool, options: dict,
+                    local_only: dict) -> None:
+    """`analyze --engine ray`: the inputs analyzed on a Ray cluster into the shard folder --parquet names."""
+    if engine != "ray":
+        _fail(f"--engine must be local or ray, not {engine!r}")
+    given = [name for name, value in local_only.items() if value is not None]
+    if given:
+        _fail(f"{', '.join(given)}: --engine local only; --engine ray writes Parquet shards (--parquet FOLDER)")
+    if out is None:
+        _fail("--engine ray needs --parquet FOLDER: the rows are written there as Parquet shards")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from facescan.scale import analyze_on_ray
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err_console, disable=quiet or not sys.stderr.isatty())
+    task = progress.add_task("analyzing on ray", total=None)
+
+    def started(total: int, done: int) -> None:
+        if done:
+            err_console.print(f"resuming: {done} of {total} input(s) are already in {escape(str(out))}")
+        progress.update(task, total=total - done)
+        progress.start()
+
+    try:
+        with progress:
+            summary = analyze_on_ray(inputs, str(out), on_start=started,
+                                     on_input=lambda source, faces, error: progress.advance(task), **options)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if summary.not_media:
+        err_console.print(f"skipped {len(summary.not_media)} file(s) that are not images or videos")
+    rate = summary.analyzed / summary.pipeline_seconds if summary.pipeline_seconds else 0.0
+    videos = f" ({summary.videos} video(s))" if summary.videos else ""
+    err_console.print(f"{summary.analyzed} input(s){videos}, {summary.faces} face(s), {len(summary.failed)} failed, "
+                      f"in {summary.seconds:.1f} s on {summary.actors} actor(s) ({rate:.1f} inputs/s; first rows "
+                      f"after {summary.first_row_seconds:.1f} s); "
+                      f"{summary.already_done} already done; {summary.shards} shard(s) written to {escape(str(out))}")
+    failures = summary.failed + summary.failed_before
+    if summary.failed_before:
+        err_console.print(f"{len(summary.failed_before)} input(s) had failed in an earlier run (remove their shard "
+                          "to retry them)")
+    if failures:
+        err_console.print("[red]failed:[/red]")
+        for error in failures[:20]:
+            err_console.print(f"  {escape(error)}")
+        if len(failures) > 20:
+            err_console.print(f"  … and {len(failures) - 20} more (the shards' error column)")
+        raise typer.Exit(1)
 
 
 def _analyze_clip(path: Path, analyzer, sampling: dict):
@@ -498,6 +576,18 @@ def eval_run(
     min_group_n: Optional[int] = typer.Option(None, "--min-group-n", min=1, help="Fewest items a demographic group "
                                               "needs to be compared in gaps (default 30; smaller ones are flagged)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: str = typer.Option("local", "--engine", help="local: predict here; ray: on a Ray cluster (stored "
+                               "here, in the same run folder)."),
+    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster (auto, HOST:PORT; "
+                                          "default: RAY_ADDRESS, else a Ray started here)."),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: model actors (default: as "
+                                         "many as 80 % of the cluster's CPUs, or its GPUs for hf: backends, hold)."),
+    actor_cpus: float = typer.Option(1.0, "--actor-cpus", min=0.01, help="--engine ray: CPUs per actor."),
+    task_cpus: float = typer.Option(0.5, "--task-cpus", min=0.01, help="--engine ray: CPUs per read task."),
+    actor_gpus: Optional[float] = typer.Option(None, "--actor-gpus", min=0, help="--engine ray: GPUs per actor "
+                                               "(default: 1 for hf: backends where the cluster has GPUs)."),
+    rate: Optional[float] = typer.Option(None, "--rate", min=0.001, help="--engine ray: an API backend's "
+                                         "requests per second, all actors together."),
 ) -> None:
     """Benchmark a backend on a labelled dataset, or compare runs (`facescan eval compare RUN…`).
 
@@ -521,9 +611,19 @@ def eval_run(
     kind = dataset.split(":")[0]
     safe_backend = "".join(c if c.isalnum() or c in "-_." else "_" for c in backend)[:60]
     out = out or Path("runs") / f"{safe_backend}_{kind}_{split}"
+    if engine not in ("local", "ray"):
+        err_console.print(f"facescan eval: --engine must be local or ray, not {escape(engine)!r}")
+        raise typer.Exit(2)
+    predictions = None
+    if engine == "ray":  # predicted on the cluster, stored here: resume, compare and reports are the same
+        from facescan.scale import RayPredictions
+
+        predictions = RayPredictions(address=address, actors=actors, actor_cpus=actor_cpus, actor_gpus=actor_gpus,
+                                     task_cpus=task_cpus, rate=rate)
     try:
         metrics = run_eval(dataset, split, backend, out, attrs, limit=limit, seed=seed, stratify=stratify,
-                           batch_size=batch_size, progress=not quiet, fps=fps, min_group_n=min_group_n)
+                           batch_size=batch_size, progress=not quiet, fps=fps, min_group_n=min_group_n,
+                           predictions=predictions)
     except (ValueError, FileNotFoundError, KeyError, ImportError, PermissionError) as e:
         err_console.print(f"facescan eval: {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -606,12 +706,32 @@ def instruct(
     console.print(f"{n} records → {path} (load with datasets.load_dataset('json', data_files='{path}'))")
 
 
+def _exit_after_ray(code) -> None:
+    """End a command that used Ray (``--engine ray``) now: Ray is shut down and the exit handlers run, then
+    the process ends without the interpreter's teardown of Ray's C++ core (one to two seconds of nothing;
+    every result is written and flushed by then). Returns when the command did not use Ray."""
+    ray = sys.modules.get("ray")
+    if ray is None or not getattr(ray, "is_initialized", lambda: False)():
+        return
+    import atexit
+    import os
+
+    ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
 def main() -> None:  # console-script entry point
     from facescan.nativelogs import quiet_native_logs
 
     quiet_native_logs()
     try:
         app()
+    except SystemExit as done:
+        _exit_after_ray(done.code)  # returns unless the command used Ray
+        raise
     except ImportError as e:  # an optional extra is missing: one line with the command that installs it
         from facescan.extras import missing_message
 

@@ -18,8 +18,10 @@ import re
 import sys
 import threading
 
-# absl's info/warning lines, TensorFlow Lite's "INFO: Created … delegate" and absl's note about itself
-_ABSL_QUIET = re.compile(rb"^([IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |INFO: |WARNING: All log messages before absl::)")
+# absl's info/warning lines, TensorFlow Lite's "INFO: Created … delegate", absl's note about itself, and
+# Ray's own C++ info/warning lines ("[2026-01-01 10:00:00,000 I 123 123] logging.cc:…", --engine ray)
+_ABSL_QUIET = re.compile(rb"^([IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |INFO: |WARNING: All log messages before absl::"
+                         rb"|\[[\d-]+ [\d:,]+ [IW] \d+ \d+\] )")
 _installed = False
 
 

@@ -26,7 +26,7 @@ EXIT_DEGRADED = 3
 def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequence[str] | None = None,
              limit: int | None = None, seed: int = 0, stratify: str | None = None, batch_size: int = 64,
              progress: bool = True, n_resamples: int = 1000, fps: float | None = None,
-             min_group_n: int | None = None) -> dict:
+             min_group_n: int | None = None, predictions=None) -> dict:
     """Evaluate ``backend`` on ``dataset`` (``KIND:PATH``) and write the run folder ``out``.
 
     The folder holds ``predictions.sqlite`` (the run's set-up in one transaction, then every prediction,
@@ -42,6 +42,11 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
     ``min_group_n`` (default :data:`~facescan.evaluate.fairness.MIN_GROUP_N`) is the fewest items a demographic
     group needs to be compared with others; it only changes the scoring, so a finished run is re-scored with
     another value by running it again.
+
+    ``predictions`` makes the predictions elsewhere (e.g. :class:`facescan.scale.RayPredictions`, on a Ray
+    cluster; no model is loaded here): an object with ``supported_attributes(backend)`` and
+    ``predict(items, backend, attributes, fps, batch_size)``, an iterator of ``(items done, rows)`` whose rows
+    this function stores as it stores its own, so the run folder is the same whichever made them.
     """
     from facescan.datasets import open_dataset
 
@@ -53,7 +58,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
     with run_lock(out):
         store = RunStore(out / "predictions.sqlite")  # a corrupt file is refused before the backend loads
         try:
-            analyzer, wanted, label_sets = _analyzer(dataset, backend, attributes, samples, clips)
+            analyzer, wanted, label_sets = _analyzer(dataset, backend, attributes, samples, clips, predictions)
             identity = {"dataset": dataset, "split": split, "backend": backend, "attributes": wanted,
                         "limit": limit, "seed": seed, "stratify": stratify}
             if clips:
@@ -66,14 +71,13 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
             step = 1 if clips else batch_size  # a clip takes seconds: each one is stored when it is done
             with _progress(progress, f"eval {backend} on {dataset.split(':')[0]}/{split}", len(samples),
                            len(samples) - len(todo)) as advance:
-                for start in range(0, len(todo), step):
-                    chunk = todo[start : start + step]
-                    if clips:
-                        rows = [r for s in chunk for r in predict_clip(analyzer, s, backend, wanted, identity["fps"])]
-                    else:
-                        rows = _predict_chunk(analyzer, chunk, backend, wanted)
+                if predictions is not None:  # made elsewhere (a Ray cluster), stored here as they come
+                    chunks = predictions.predict(todo, backend, wanted, identity.get("fps"), batch_size)
+                else:
+                    chunks = _local_chunks(analyzer, todo, backend, wanted, identity.get("fps"), step)
+                for n, rows in chunks:
                     store.add_predictions(rows)
-                    advance(len(chunk))
+                    advance(n)
             metrics = score_run(store, n_resamples=n_resamples, seed=seed,
                                 min_group_n=MIN_GROUP_N if min_group_n is None else min_group_n)
             store.set_meta(finished=_now())
@@ -105,21 +109,28 @@ def _clip_dataset(dataset: str, samples: list, fps: float | None) -> bool:
     return bool(clips)
 
 
-def _analyzer(dataset: str, backend: str, attributes: Sequence[str] | None, samples: list, clips: bool = False):
+def _analyzer(dataset: str, backend: str, attributes: Sequence[str] | None, samples: list, clips: bool = False,
+              predictions=None):
     """The backend's Analyzer, the attributes to evaluate, and the label set of every attribute the data labels
-    (clips: the analyzer with the video face detector; images: a face crop each, no detection)."""
+    (clips: the analyzer with the video face detector; images: a face crop each, no detection). With
+    ``predictions`` made elsewhere no model is loaded here and the analyzer is None."""
     from facescan.backends.base import load_backend
     from facescan.pipeline import Analyzer
 
     labelled = [a for a in taxonomy.ATTRIBUTES if any(a in s.labels for s in samples)]
-    model = load_backend(backend)
-    wanted = list(attributes) if attributes else [a for a in labelled if a in model.supported_attributes()]
+    model = load_backend(backend) if predictions is None else None
+    supported = model.supported_attributes() if model is not None else predictions.supported_attributes(backend)
+    wanted = list(attributes) if attributes else [a for a in labelled if a in supported]
+    if model is None and set(wanted) - set(supported):
+        raise ValueError(f"backend {backend} cannot predict {', '.join(sorted(set(wanted) - set(supported)))}")
     missing = [a for a in wanted if a not in labelled]
     if missing:
         raise ValueError(f"{dataset} has no {', '.join(missing)} labels")
     if not wanted:
         raise ValueError(f"backend {backend} predicts none of the attributes {dataset} is labelled with")
     label_sets = {a: next(s.label_sets[a] for s in samples if a in s.labels) for a in labelled}
+    if model is None:
+        return None, wanted, label_sets
     if clips:
         return clip_analyzer(model, wanted), wanted, label_sets
     return Analyzer(backend=model, attributes=wanted, crops=True), wanted, label_sets
@@ -150,6 +161,17 @@ def _progress(show: bool, description: str, total: int, completed: int):
     with Progress(transient=False) as bar:
         task = bar.add_task(description, total=total, completed=completed)
         yield lambda n: bar.advance(task, n)
+
+
+def _local_chunks(analyzer, todo: list, backend: str, wanted: list[str], fps: float | None, step: int):
+    """``(items, prediction rows)`` per chunk of ``step`` items predicted in this process (clips when ``fps``)."""
+    for start in range(0, len(todo), step):
+        chunk = todo[start : start + step]
+        if fps is not None:
+            rows = [r for s in chunk for r in predict_clip(analyzer, s, backend, wanted, fps)]
+        else:
+            rows = _predict_chunk(analyzer, chunk, backend, wanted)
+        yield len(chunk), rows
 
 
 def _predict_chunk(analyzer, chunk: list, backend: str, wanted: list[str]) -> list[dict]:
