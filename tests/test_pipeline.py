@@ -85,6 +85,33 @@ def test_workers_give_the_same_results_in_the_same_order(tmp_path):
 
 
 @pytest.mark.data
+def test_photos_waiting_for_the_model_hold_their_face_chips_not_their_pixels(photos):
+    """A batch of prepared photos keeps each face's chip; the whole photo only where the describer needs it."""
+    pytest.importorskip("mediapipe")
+    prepared = Analyzer(attributes="gender").prepare(photos / "multi_face.jpg")
+    assert len(prepared.inputs) == 5 and all(fi.image is None and fi.chip is not None for fi in prepared.inputs)
+    described = Analyzer(attributes="gender", describe=True).prepare(photos / "multi_face.jpg")
+    assert all(fi.image is not None and fi.image.shape[:2] == (667, 1000) for fi in described.inputs)
+
+
+def test_reading_a_small_file_allocates_about_its_size(tmp_path):
+    """Not the 200 MB limit: read(n) allocates n bytes before it reads."""
+    import tracemalloc
+
+    from facescan.imageio import load_image
+
+    path = tmp_path / "small.jpg"
+    Image.new("RGB", (64, 64), (120, 90, 60)).save(path)
+    tracemalloc.start()
+    try:
+        load_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+
+
+@pytest.mark.data
 def test_boxes_are_in_original_coordinates_when_downscaled(photos, monkeypatch):
     from facescan import imageio
 

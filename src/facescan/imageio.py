@@ -187,10 +187,14 @@ def _read_file(path: Path, name: str) -> bytes:
     except OSError as e:
         raise ImageLoadError(name, f"cannot open file ({_short(e.strerror or e)})") from None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ImageLoadError(name, "not a regular file; only regular files are read")
         try:
-            data = f.read(MAX_BYTES + 1)
+            # read(n) allocates n bytes up front: ask for the file's size (plus one, to see it grow), not the limit
+            data = f.read(min(st.st_size, MAX_BYTES) + 1)
+            if len(data) > st.st_size:  # it grew since: read on up to the limit
+                data += f.read(MAX_BYTES + 1 - len(data))
         except OSError as e:
             raise ImageLoadError(name, f"cannot read file ({_short(e.strerror or e)})") from None
     if not data:

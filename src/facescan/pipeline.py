@@ -148,6 +148,9 @@ class Analyzer:
         result.width, result.height = image.original_size
         pixels = image.pixels
         inv = 1.0 / image.scale
+        # only the describer looks at the whole photo again: otherwise it is let go once the faces are cut
+        # out, so a batch of photos waiting for the model holds their chips, not their pixels
+        whole = pixels if self.describer is not None else None
         if self.crops:
             h, w = pixels.shape[:2]
             side = min(h, w)
@@ -157,7 +160,7 @@ class Analyzer:
             box = ((w - side) / 2 + off, (h - side) / 2 + off, face_w, face_w)
             result.faces.append(Face(index=0, box=Box(x=box[0] * inv, y=box[1] * inv, width=box[2] * inv,
                                                       height=box[3] * inv), score=1.0))
-            pending.inputs.append(FaceInput(chip=chip, padding=self.crop_padding, image=pixels, box=box))
+            pending.inputs.append(FaceInput(chip=chip, padding=self.crop_padding, image=whole, box=box))
             return pending
         try:
             detections = self.detector.detect(pixels)
@@ -182,7 +185,7 @@ class Analyzer:
             x, y, w, h = d.box
             result.faces.append(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv, height=h * inv),
                                      score=d.score, keypoints=kps))
-            pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=pixels, box=d.box,
+            pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=whole, box=d.box,
                                             keypoints=d.keypoints))
         if isinstance(source, np.ndarray) and not decoded and self.channels == "rgb" and looks_bgr(pixels, detections):
             result.warnings.append(f"{name}: the faces look blue-tinted, as OpenCV's BGR arrays do when read as RGB; "
