@@ -285,6 +285,25 @@ def test_cli_engine_ray_needs_a_parquet_folder_and_refuses_local_only_outputs(tm
     assert r.exit_code == 2 and "--csv: --engine local only" in r.output
     r = runner.invoke(app, ["analyze", "--engine", "spark", str(tmp_path), "--parquet", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--engine must be local or ray" in r.output
+    r = runner.invoke(app, ["analyze", "--engine", "ray", str(tmp_path), "--parquet", str(tmp_path / "o"),
+                            "--workers", "2"])
+    assert r.exit_code == 2 and "--workers: --engine local only; on a cluster, --actors" in r.output
+
+
+def test_cli_cluster_options_without_engine_ray_are_refused_not_ignored(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["analyze", str(tmp_path), "--address", "127.0.0.1:1", "--actors", "2",
+                            "--parquet", str(tmp_path / "o.parquet")])
+    assert r.exit_code == 2 and "--address, --actors: --engine ray only" in r.output
+    assert not (tmp_path / "o.parquet").exists()
+    r = runner.invoke(app, ["eval", "-d", f"fairface:{tmp_path}", "--rate", "5", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "--rate: --engine ray only" in r.output
+
+
+def test_one_input_named_as_a_string_is_one_input(tmp_path):
+    photo = _jpeg(tmp_path / "a.jpg")
+    assert list_inputs(str(photo)) == list_inputs([str(photo)]) == [(str(photo), str(photo))]
+    assert list_inputs(photo) == [(str(photo), str(photo))]
 
 
 def test_cli_without_ray_says_so_in_one_line(tmp_path, monkeypatch, capsys):

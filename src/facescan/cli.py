@@ -144,6 +144,11 @@ def analyze(
 ) -> None:
     """Detect faces and recognize their attributes. Result files are written as the run goes, so a
     killed run keeps what it finished; --resume skips the inputs already in them."""
+    ray_only = {"--address": address, "--actors": actors, "--actor-gpus": actor_gpus, "--batch-size": batch_size,
+                "--rate": rate}
+    if engine == "local" and any(v is not None for v in ray_only.values()):
+        given = ", ".join(name for name, value in ray_only.items() if value is not None)
+        _fail(f"{given}: --engine ray only (add --engine ray to run on the cluster)")
     if engine != "local":
         return _analyze_on_ray(engine, inputs, parquet_out, quiet, dict(
             backend=backend, detector=detector, attributes=attributes, crops=crops, crop_padding=crop_padding,
@@ -218,6 +223,8 @@ def _analyze_on_ray(engine: str, inputs: list[str], out: Optional[Path], quiet: 
     """`analyze --engine ray`: the inputs analyzed on a Ray cluster into the shard folder --parquet names."""
     if engine != "ray":
         _fail(f"--engine must be local or ray, not {engine!r}")
+    if local_only.pop("--workers") is not None:
+        _fail("--workers: --engine local only; on a cluster, --actors and --task-cpus size the work")
     given = [name for name, value in local_only.items() if value is not None]
     if given:
         _fail(f"{', '.join(given)}: --engine local only; --engine ray writes Parquet shards (--parquet FOLDER)")
@@ -246,15 +253,15 @@ def _analyze_on_ray(engine: str, inputs: list[str], out: Optional[Path], quiet: 
     if summary.not_media:
         err_console.print(f"skipped {len(summary.not_media)} file(s) that are not images or videos")
     rate = summary.analyzed / summary.pipeline_seconds if summary.pipeline_seconds else 0.0
-    videos = f" ({summary.videos} video(s))" if summary.videos else ""
+    videos = f" ({summary.videos} video(s) with {summary.persons} person(s))" if summary.videos else ""
     err_console.print(f"{summary.analyzed} input(s){videos}, {summary.faces} face(s), {len(summary.failed)} failed, "
                       f"in {summary.seconds:.1f} s on {summary.actors} actor(s) ({rate:.1f} inputs/s; first rows "
                       f"after {summary.first_row_seconds:.1f} s); "
                       f"{summary.already_done} already done; {summary.shards} shard(s) written to {escape(str(out))}")
     failures = summary.failed + summary.failed_before
     if summary.failed_before:
-        err_console.print(f"{len(summary.failed_before)} input(s) had failed in an earlier run (remove their shard "
-                          "to retry them)")
+        err_console.print(f"{len(summary.failed_before)} input(s) had failed in an earlier run; to retry them, list "
+                          "their sources (the shards' rows with an error) in a .txt and run it into another folder")
     if failures:
         err_console.print("[red]failed:[/red]")
         for error in failures[:20]:
@@ -613,6 +620,11 @@ def eval_run(
     out = out or Path("runs") / f"{safe_backend}_{kind}_{split}"
     if engine not in ("local", "ray"):
         err_console.print(f"facescan eval: --engine must be local or ray, not {escape(engine)!r}")
+        raise typer.Exit(2)
+    ray_only = {"--address": address, "--actors": actors, "--actor-gpus": actor_gpus, "--rate": rate}
+    if engine == "local" and any(v is not None for v in ray_only.values()):
+        given = ", ".join(name for name, value in ray_only.items() if value is not None)
+        err_console.print(f"facescan eval: {given}: --engine ray only (add --engine ray to predict on the cluster)")
         raise typer.Exit(2)
     predictions = None
     if engine == "ray":  # predicted on the cluster, stored here: resume, compare and reports are the same

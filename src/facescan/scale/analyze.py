@@ -75,8 +75,9 @@ class RunSummary:
     inputs: int = 0  # listed inputs
     already_done: int = 0  # in the folder's shards before this run
     analyzed: int = 0  # by this run
-    faces: int = 0
+    faces: int = 0  # in photos
     videos: int = 0
+    persons: int = 0  # tracked in videos
     failed: list[str] = field(default_factory=list)  # this run's errors
     failed_before: list[str] = field(default_factory=list)  # errors of listed inputs done by an earlier run
     not_media: list[str] = field(default_factory=list)  # files in folders that are neither photos nor videos
@@ -217,7 +218,7 @@ class Predictor:
                 video = self._video(sources[i], locations[i])
                 frame_rows = video_frame_rows(video) or [{"source": video.source, "frame": None, "error": None}]
                 rows[i] = pickle.dumps((frame_rows, video_track_rows(video)), protocol=pickle.HIGHEST_PROTOCOL)
-                faces[i], errors[i] = sum(len(f.faces) for f in video.frames), video.error
+                faces[i], errors[i] = len(video.tracks), video.error  # a video's count is its persons
         return pa.table({"source": pa.array(sources, pa.string()), "kind": pa.array(kinds, pa.string()),
                          "faces": pa.array(faces, pa.int64()), "error": pa.array(errors, pa.string()),
                          "rows": pa.array(rows, pa.binary())})
@@ -254,7 +255,7 @@ def _check_settings(settings: Settings) -> None:
     parse_spec(settings.detector)
 
 
-def analyze_on_ray(inputs: Sequence[str], out: str, *, backend: str = "builtin", detector: str = "mediapipe",
+def analyze_on_ray(inputs: Sequence[str] | str, out: str, *, backend: str = "builtin", detector: str = "mediapipe",
                    attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
                    explain: bool = False, describe: bool = False, video: dict | None = None,
                    address: str | None = None, actors: int | None = None, batch_size: int | None = None,
@@ -269,8 +270,9 @@ def analyze_on_ray(inputs: Sequence[str], out: str, *, backend: str = "builtin",
     or its GPUs at ``actor_gpus`` each for ``hf:`` backends), each with ``batch_size`` inputs per call;
     ``task_cpus`` is what a read-decode-detect task asks for; ``rate`` caps an API backend's requests
     per second, all actors together. ``on_start(total, already_done)`` is called once the inputs are
-    listed and ``on_input(source, faces, error)`` per analyzed input. Raises ``ValueError`` for settings
-    that cannot run (an output folder of another run, a bad option), before any work."""
+    listed and ``on_input(source, faces, error)`` per analyzed input (a video's ``faces``: its persons).
+    Raises ``ValueError`` for settings that cannot run (an output folder of another run, a bad option),
+    before any work."""
     started = time.perf_counter()
     settings = Settings(backend=backend, detector=detector, attributes=parse_attributes(attributes), crops=crops,
                         crop_padding=crop_padding, explain=explain, describe=describe, video=dict(video or {}))
@@ -336,8 +338,11 @@ def _run(todo, settings: Settings, writer: ShardWriter, summary: RunSummary, *, 
                 summary.first_row_seconds = round(time.perf_counter() - t0, 3)
             writer.add(face_rows, track_rows)
             summary.analyzed += 1
-            summary.faces += faces
-            summary.videos += kind == "video"
+            if kind == "video":
+                summary.videos += 1
+                summary.persons += faces
+            else:
+                summary.faces += faces
             if error:
                 summary.failed.append(error)
             if on_input:

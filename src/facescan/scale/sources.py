@@ -41,12 +41,15 @@ def is_video_name(name: str) -> bool:
     return PurePosixPath(name.split("?")[0]).suffix.lower() in VIDEO_SUFFIXES
 
 
-def list_inputs(inputs: Sequence[str], skipped: list[str] | None = None) -> list[tuple[str, str]]:
-    """``(source, location)`` of every input named by ``inputs``, in order, each once.
+def list_inputs(inputs: Sequence[str] | str | os.PathLike, skipped: list[str] | None = None) -> list[tuple[str, str]]:
+    """``(source, location)`` of every input named by ``inputs`` (one name, or a sequence of them), in
+    order, each once.
 
     Files in folders whose suffix is neither an image's nor a video's go to ``skipped`` (as
     ``facescan analyze`` skips them). Raises ``ValueError`` for what cannot be listed (a missing
     list file, a list without a usable column, ``-``)."""
+    if isinstance(inputs, (str, os.PathLike)):  # one input, not a sequence of its characters
+        inputs = [inputs]
     out: dict[str, str] = {}
     for entry in inputs:
         text = str(entry)
