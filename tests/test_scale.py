@@ -156,6 +156,22 @@ def test_stages_give_the_single_machine_rows_and_errors_as_rows(tmp_path):
     assert out.column("faces").to_pylist()[:2] == [len(analyzer.analyze(inputs[0]).faces), 0]
 
 
+def test_stages_describe_people_from_the_whole_photo_as_the_single_machine_does():
+    import pickle
+
+    from facescan.pipeline import Analyzer
+    from facescan.tables import result_rows
+
+    photo = str(shared("photos") / "multi_face.jpg")
+    settings = Settings(attributes=("gender",), describe=True)
+    out = Predictor(settings, threads=1)(prepare_batch(pa.table({"source": [photo], "location": [photo]}), settings,
+                                                       keep_images=True))
+    assert out.column("error").to_pylist() == [None]
+    rows, _ = pickle.loads(out.column("rows").to_pylist()[0])
+    assert rows == result_rows([Analyzer(attributes="gender", describe=True).analyze(photo)])
+    assert len(rows) == 5 and all(r.get("clothing_colours") is not None or r.get("describe_error") for r in rows)
+
+
 # -- one request rate for every actor --------------------------------------------------------
 
 def test_token_bucket_spaces_requests_at_the_rate():

@@ -148,9 +148,9 @@ class Analyzer:
         result.width, result.height = image.original_size
         pixels = image.pixels
         inv = 1.0 / image.scale
-        # only the describer looks at the whole photo again: otherwise it is let go once the faces are cut
-        # out, so a batch of photos waiting for the model holds their chips, not their pixels
-        whole = pixels if self.describer is not None else None
+        # only a describer (here, or in another process given ``keep_image``) looks at the whole photo again:
+        # otherwise it is let go once the faces are cut out, so photos waiting for the model hold only chips
+        whole = pixels if self.describer is not None or keep_image else None
         if self.crops:
             h, w = pixels.shape[:2]
             side = min(h, w)

@@ -153,7 +153,8 @@ def prepare_batch(batch, settings: Settings, keep_images: bool = False):
             continue
         analyzer = analyzer or _preparer(settings)
         try:
-            prepared = analyzer.prepare(read_remote(location) if is_uri(location) else location)
+            prepared = analyzer.prepare(read_remote(location) if is_uri(location) else location,
+                                        keep_image=keep_images)
         except ImageLoadError as e:  # a remote file that cannot be read
             prepared = Prepared(ImageResult(source=source, error=str(e)))
         except Exception as e:  # noqa: BLE001 - an input's failure is its row, never the task's
