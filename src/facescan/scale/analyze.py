@@ -161,10 +161,7 @@ def prepare_batch(batch, settings: Settings, keep_images: bool = False):
             prepared = Prepared(ImageResult(source=source, error=f"{source}: cannot analyze ({type(e).__name__}: "
                                                                  f"{e})"))
         prepared.result.source = source
-        if not keep_images:
-            for face_input in prepared.inputs:
-                face_input.image = None  # only --describe looks at the whole photo again
-        prepared.image = None
+        prepared.image = None  # the face inputs hold the photo where keep_images asked for it (--describe)
         kinds.append("image")
         payloads.append(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))
     return pa.table({"source": pa.array(sources, pa.string()), "location": pa.array(locations, pa.string()),

@@ -54,8 +54,6 @@ def prepare_items(batch):
         except Exception as e:  # noqa: BLE001 - an item's failure is its rows, never the task's
             prepared = Prepared(ImageResult(source=str(sample.path), error=f"cannot analyze ({type(e).__name__}: "
                                                                            f"{e})"))
-        for face_input in prepared.inputs:
-            face_input.image = None
         payloads.append(pickle.dumps((prepared, None), protocol=pickle.HIGHEST_PROTOCOL))
     return pa.table({"sample": batch.column("sample"), "payload": pa.array(payloads, pa.binary())})
 

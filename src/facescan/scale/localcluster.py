@@ -140,16 +140,9 @@ class LocalCluster:
             try:
                 os.killpg(node.pid, signal.SIGTERM)
                 node.wait(timeout=3)
-            except ProcessLookupError:
+            except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # whatever of the node outlived its ray start process
-                os.killpg(node.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            node.wait(timeout=10)
-            self.nodes[index] = None
+            self.kill_node(index)  # whatever of the node outlived its ray start process
 
     def __enter__(self) -> LocalCluster:
         try:

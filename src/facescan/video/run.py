@@ -126,10 +126,7 @@ class VideoRun:
     def _detected(self, frame: Frame, future, batch: list, advance: Callable[[Frame], None]) -> list:
         """Add one detected frame to the batch; predict the batch when it is full (returns the new one)."""
         p = future.result()
-        frame.pixels = None
-        if self.analyzer.describer is None:  # only the describer looks at the whole frame again
-            for fi in p.inputs:
-                fi.image = None
+        frame.pixels = None  # the face inputs hold the frame only for a describer (Analyzer.prepare)
         batch.append((frame, p))
         if len(batch) >= self.analyzer.batch_images or sum(len(q.inputs) for _, q in batch) >= self.face_batch:
             self._predict_batch(batch, advance)
