@@ -44,6 +44,24 @@ def test_batching_does_not_change_predictions():
             assert a[attr].probabilities == pytest.approx(b[attr].probabilities, abs=1e-5)
 
 
+def test_tta_averages_each_face_with_its_mirror_image():
+    plain, tta = load_backend("builtin?tta=0"), load_backend("builtin")
+    assert not plain.tta and tta.tta  # on by default
+    rng = np.random.default_rng(2)
+    chips = [rng.integers(0, 255, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+    attrs = ["age", "gender", "race", "emotion"]
+    both = tta.predict([FaceInput(chip=c, padding=0.25) for c in chips], attrs)
+    one = plain.predict([FaceInput(chip=c, padding=0.25) for c in chips], attrs)
+    mirrored = plain.predict([FaceInput(chip=np.ascontiguousarray(c[:, ::-1]), padding=0.25) for c in chips], attrs)
+    for b, o, m in zip(both, one, mirrored):
+        for attr in attrs:
+            want = {k: (o[attr].probabilities[k] + m[attr].probabilities[k]) / 2 for k in o[attr].probabilities}
+            assert b[attr].probabilities == pytest.approx(want, abs=1e-5)
+            assert b[attr].probabilities != pytest.approx(o[attr].probabilities, abs=1e-4)  # the mirror counts
+    with pytest.raises(ValueError, match="tta"):
+        load_backend("builtin?tta=maybe")
+
+
 def test_only_requested_attributes_are_returned():
     backend = load_backend("builtin")
     face = FaceInput(chip=np.zeros((64, 64, 3), np.uint8), padding=0.25)

@@ -173,6 +173,5 @@ def test_members_of_another_input_size_see_the_input_resized_in_the_graph(tiny):
     with torch.no_grad():
         t = torch.from_numpy(x)
         views = [(big, t), (small, F.interpolate(t, size=(48, 48), mode="bilinear", align_corners=False))]
-        want = sum(torch.softmax(n.eval()(v)["gender"], 1) + torch.softmax(n(torch.flip(v, dims=[3]))["gender"], 1)
-                   for n, v in views) / 4
+        want = sum(torch.softmax(n.eval()(v)["gender"], 1) for n, v in views) / 2
     assert np.abs(got - want.numpy()).max() < 1e-4

@@ -2,8 +2,10 @@
 
 JSONL gets one line per image as each result arrives. JSON, CSV and Parquet are whole-file formats:
 they are rewritten atomically (a temporary file, then ``os.replace``) from time to time and at the
-end, never left half-written. Rewrites are spaced so that they cost at most about a tenth of the run
-(at least :data:`CHECKPOINT_SECONDS` apart, and ten times as long as the last rewrite took).
+end, never left half-written. Their rows wait in unnamed temporary files (one JSON text per line),
+not in memory, so a run's memory does not grow with its number of results. Rewrites are spaced so
+that they cost at most about a tenth of the run (at least :data:`CHECKPOINT_SECONDS` apart, and ten
+times as long as the last rewrite took).
 
 With ``resume=True`` the files already there are read back first: their images are reported by
 :attr:`ResultOutputs.done` so the caller can skip them, and new results are added to them.
@@ -16,6 +18,8 @@ import functools
 import json
 import os
 import sys
+import tempfile
+import textwrap
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -61,9 +65,11 @@ class ResultOutputs:
             if fmt not in self.to_stdout:
                 check_writable(path, f"--{fmt}")
         self.resume = resume
-        self._records: list[dict] = []  # JSON records (model_dump) for the JSON output
-        self._tables: dict[str, list[dict]] = {f: [] for f in ("csv", "parquet") if f in self.paths}  # table rows
-        self._tracks: dict[str, list[dict]] = {f: [] for f in self._tables}  # one row per person of a video
+        spool = functools.partial(_Spool, next((p.parent for f, p in self.paths.items() if f not in self.to_stdout),
+                                               None))
+        self._records = spool()  # JSON records (model_dump) for the JSON output
+        self._tables: dict[str, _Spool] = {f: spool() for f in ("csv", "parquet") if f in self.paths}  # table rows
+        self._tracks: dict[str, _Spool] = {f: spool() for f in self._tables}  # one row per person of a video
         self.done: set[str] = set()  # sources already in every output (resume)
         self.failed_before: dict[str, str] = {}  # source → error, of the inputs already there (resume)
         self._present: dict[str, set[str]] = {fmt: set() for fmt in self.paths}  # per output, on resume
@@ -89,17 +95,19 @@ class ResultOutputs:
         self.done = set.intersection(*self._present.values()) if self._present else set()
         for fmt in self._tracks:
             if tracks_path(self.paths[fmt]).exists():
-                self._tracks[fmt] = self._read_table(fmt, tracks_path(self.paths[fmt]))
+                self._tracks[fmt].extend(self._read_table(fmt, tracks_path(self.paths[fmt])))
 
     def _load(self, fmt: str, path: Path) -> set[str]:
         if fmt == "jsonl":
             records = _read_jsonl(path)
         elif fmt == "json":
-            records = self._records = json.loads(path.read_text(encoding="utf-8"))
+            records = json.loads(path.read_text(encoding="utf-8"))
+            self._records.extend(records)
         if fmt in ("jsonl", "json"):
             self.failed_before.update({r["source"]: r["error"] for r in records if r.get("error")})
             return {r["source"] for r in records}
-        rows = self._tables[fmt] = self._read_table(fmt, path)
+        rows = self._read_table(fmt, path)
+        self._tables[fmt].extend(rows)
         self.failed_before.update({r["source"]: r["error"] for r in rows if r.get("error")})
         return {r["source"] for r in rows}
 
@@ -120,7 +128,7 @@ class ResultOutputs:
             self._jsonl.write(result.model_dump_json() + "\n")
             self._jsonl.flush()
         if "json" in new:
-            self._records.append(result.model_dump(mode="json"))
+            self._records.extend([result.model_dump(mode="json")])
         if new & set(self._tables):
             video = isinstance(result, VideoResult)
             rows = video_frame_rows(result) if video else result_rows([result])
@@ -159,9 +167,10 @@ class ResultOutputs:
 
     def _stdout_writer(self, fmt: str) -> None:
         if fmt == "json":
-            sys.stdout.write(json.dumps(self._records, indent=2) + "\n")
+            _write_json_array(sys.stdout, self._records)
+            sys.stdout.write("\n")
         else:
-            writer = csv.DictWriter(sys.stdout, fieldnames=_columns(self._tables[fmt]))
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(self._tables[fmt].columns))
             writer.writeheader()
             writer.writerows(self._tables[fmt])
         sys.stdout.flush()
@@ -173,22 +182,32 @@ class ResultOutputs:
         self.close()
 
     def _write_json(self, path: Path, rows=None) -> None:
-        path.write_text(json.dumps(self._records, indent=2), encoding="utf-8")
+        with path.open("w", encoding="utf-8") as f:
+            _write_json_array(f, self._records)
 
     @staticmethod
-    def _write_csv(path: Path, rows: list[dict]) -> None:
+    def _write_csv(path: Path, rows: _Spool) -> None:
         with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=_columns(rows))
+            writer = csv.DictWriter(f, fieldnames=list(rows.columns))
             writer.writeheader()
             writer.writerows(rows)
 
     @staticmethod
-    def _write_parquet(path: Path, rows: list[dict]) -> None:
+    def _write_parquet(path: Path, rows: _Spool) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        cols = _columns(rows)
-        pq.write_table(pa.Table.from_pylist([{c: row.get(c) for c in cols} for row in rows]), str(path))
+        cols = list(rows.columns)
+        # written in row groups, so only one group's rows are in memory at a time; a first pass finds the
+        # types (a column that is null throughout one group takes its type from the others)
+        schemas = [pa.Table.from_pylist(g).schema for g in rows.batches(PARQUET_GROUP_ROWS, cols)]
+        if not schemas:
+            pq.write_table(pa.table({}), str(path))
+            return
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        with pq.ParquetWriter(str(path), schema) as writer:
+            for g in rows.batches(PARQUET_GROUP_ROWS, cols):
+                writer.write_table(pa.Table.from_pylist(g, schema=schema))
 
 
 def tracks_path(path: Path) -> Path:
@@ -221,11 +240,56 @@ def _read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    cols: dict[str, None] = {}
-    for row in rows:
-        cols.update(dict.fromkeys(row))
-    return list(cols)
+class _Spool:
+    """Rows (JSON-able dicts) in an unnamed temporary file, one JSON text per line, read back in order by
+    iterating; ``columns`` holds every key seen, in first-seen order."""
+
+    def __init__(self, folder: Path | None = None):
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8", dir=folder, prefix=".facescan-rows-")
+        self.columns: dict[str, None] = {}
+        self._count = 0
+
+    def extend(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self._file.write(json.dumps(row) + "\n")
+            self.columns.update(dict.fromkeys(row))
+            self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self):
+        self._file.flush()
+        self._file.seek(0)
+        try:
+            for line in self._file:
+                yield json.loads(line)
+        finally:
+            self._file.seek(0, os.SEEK_END)
+
+    def batches(self, size: int, columns: list[str]):
+        """Lists of up to ``size`` rows, each row with every column (None where a row lacks one)."""
+        batch = []
+        for row in self:
+            batch.append({c: row.get(c) for c in columns})
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+#: Rows per Parquet row group (and per batch turned into Arrow at a time)
+PARQUET_GROUP_ROWS = 20_000
+
+
+def _write_json_array(f, records: Iterable[dict]) -> None:
+    """``json.dump(records, f, indent=2)``, one record at a time."""
+    first = True
+    for record in records:
+        f.write(("[\n" if first else ",\n") + textwrap.indent(json.dumps(record, indent=2), "  "))
+        first = False
+    f.write("[]" if first else "\n]")
 
 
 def write_results(results: Iterable[ImageResult], path: str | Path, fmt: str) -> None:

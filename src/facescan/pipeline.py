@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 CHIP_SIZE = 224
 KEPT_IMAGES_PER_CHUNK = 4  # images per chunk when the decoded photos are returned too
+FIRST_CHUNK = 8  # images in a run's first chunk, before its faces per photo are known
+FACES_PER_CHUNK = 64  # faces per chunk for a backend without a batch size of its own
 
 
 def parse_attributes(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -282,13 +284,21 @@ class Analyzer:
         pool = ThreadPoolExecutor(max_workers=workers) if own else executor
         prepare = functools.partial(self.prepare, keep_image=keep_images)
         # kept photos stay in memory until their chunk is yielded: fewer at a time (24-MP photos: ~0.3 GB each)
-        size = min(self.batch_images, KEPT_IMAGES_PER_CHUNK) if keep_images else self.batch_images
+        most = min(self.batch_images, KEPT_IMAGES_PER_CHUNK) if keep_images else self.batch_images
+        # A chunk's face chips and the model's activations are what a run holds in memory, so a chunk is
+        # sized to one backend batch of faces from the faces per photo seen so far (crowded photos: fewer
+        # photos at a time), starting small: peak memory is then the same for 10 photos as for a million.
+        face_batch = getattr(self.backend, "batch_size", None) or FACES_PER_CHUNK
+        size, photos, faces = min(most, FIRST_CHUNK), 0, 0
         try:
             while True:
                 chunk = [s for _, s in zip(range(size), sources)]
                 if not chunk:
                     break
                 pending = list(pool.map(prepare, chunk)) if pool else [prepare(s) for s in chunk]
+                photos += len(pending)
+                faces += sum(len(p.inputs) for p in pending)
+                size = max(1, min(most, int(face_batch * photos / max(faces, photos))))
                 self.predict(pending)
                 for p in pending:
                     p.result.seconds = round(time.perf_counter() - p.started, 4)

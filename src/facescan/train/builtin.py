@@ -152,8 +152,9 @@ def build_network(spec: ModelSpec, widths, blocks):
 
 
 def _probability_module(nets, names, sizes=None, input_size=None):
-    """A module whose outputs are probabilities averaged over the ensemble members and over each
-    image and its mirror image, one tensor per attribute (what the ONNX graph computes).
+    """A module whose outputs are probabilities averaged over the ensemble members, one tensor per
+    attribute (what the ONNX graph computes). The mirror-image view is not in the graph: the backend
+    runs it only when asked (``builtin?tta=1``), as it doubles the compute.
 
     ``sizes`` gives each member's input side; a member whose side differs from the input's sees
     the input resized (bilinear) — the members share the chip's field of view.
@@ -172,7 +173,7 @@ def _probability_module(nets, names, sizes=None, input_size=None):
             outs = []
             for net, size in zip(self.nets, self.sizes):
                 v = x if size is None else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-                outs += [net(v), net(torch.flip(v, dims=[3]))]
+                outs.append(net(v))
             return tuple(sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names)
 
     return Probabilities()
