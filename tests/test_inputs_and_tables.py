@@ -185,3 +185,33 @@ def test_plot_helpers_draw_faces_and_shares_by_group(photo, tmp_path):
     ax.figure.savefig(tmp_path / "shares.png")
     with pytest.raises(ValueError, match="race"):
         plot_shares(df, "race")
+
+
+def test_whole_file_outputs_keep_rows_on_disk_and_write_them_exactly(tmp_path, monkeypatch):
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from facescan import outputs
+    from facescan.schema import ImageResult
+    from facescan.tables import result_rows
+
+    monkeypatch.setattr(outputs, "PARQUET_GROUP_ROWS", 3)  # several row groups; the error column is null in the first
+    results = [ImageResult(source=f"p{i}.jpg", width=10 + i, height=8, error="broken" if i == 4 else None)
+               for i in range(7)]
+    paths = {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv", "parquet": tmp_path / "r.parquet"}
+    with outputs.ResultOutputs(paths) as out:
+        for r in results:
+            out.add(r)
+        assert isinstance(out._records, outputs._Spool) and len(out._records) == 7  # not a list of dicts
+    assert paths["json"].read_text() == json.dumps([r.model_dump(mode="json") for r in results], indent=2)
+    rows = result_rows(results)
+    with paths["csv"].open(newline="") as f:
+        got = list(csv.DictReader(f))
+    assert [g["source"] for g in got] == [r["source"] for r in rows] and got[4]["error"] == "broken"
+    table = pq.read_table(paths["parquet"])
+    assert table.num_rows == 7 and table.column("error").to_pylist() == [r["error"] for r in rows]
+    assert table.column("image_width").to_pylist() == list(range(10, 17))
+    empty = io.StringIO()
+    outputs._write_json_array(empty, [])
+    assert empty.getvalue() == "[]"

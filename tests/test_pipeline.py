@@ -211,3 +211,40 @@ def test_a_backend_failure_on_one_image_costs_only_that_image():
     assert [r.ok for r in results] == [True, False, True, True]
     assert "cannot handle a white chip" in results[1].error
     assert all(r.faces[0].attributes["gender"].label == "male" for r in results if r.ok)
+
+
+def test_faces_in_flight_stay_near_one_backend_batch_however_crowded_the_photos():
+    from facescan.detect.base import Detection
+    from facescan.schema import AttributePrediction
+
+    class Counting:
+        name, batch_size = "counting", 64
+        calls: list[int] = []
+
+        def supported_attributes(self):
+            return ("gender",)
+
+        def predict(self, faces, attributes):
+            self.calls.append(len(faces))
+            return [{"gender": AttributePrediction.from_probabilities("gender", "gender", [0.6, 0.4], "c", "m")}
+                    for _ in faces]
+
+    class Crowd:  # a photo's face count is its first pixel's value
+        name = "crowd"
+
+        def detect(self, image):
+            return [Detection(box=(4.0 * i, 4.0, 20.0, 20.0), score=0.9) for i in range(int(image[0, 0, 0]))]
+
+    backend = Counting()
+    for per_photo in (1, 5, 30):
+        backend.calls.clear()
+        photos = [np.full((120, 240, 3), per_photo, np.uint8) for _ in range(100)]
+        results = list(Analyzer(backend=backend, detector=Crowd(), attributes="gender",
+                                min_face_size=1).analyze_many(photos))
+        assert [len(r.faces) for r in results] == [per_photo] * 100
+        assert sum(backend.calls) == 100 * per_photo
+        # the first chunk holds 8 photos; later ones one backend batch of faces, or a whole photo's faces
+        assert max(backend.calls[1:]) <= max(64, per_photo), (per_photo, backend.calls)
+        assert backend.calls[0] == 8 * per_photo
+        if per_photo == 1:
+            assert max(backend.calls) == 32  # photos with one face still go 32 at a time
