@@ -80,3 +80,26 @@ def test_reframe_and_box_chip_geometry():
     # the face fills the central 100 of 150 px
     assert c[75, 75].tolist() == [255, 255, 255] and c[10, 10].tolist() == [0, 0, 0]
     assert c[26, 75].tolist() == [255, 255, 255] and c[23, 75].tolist() == [0, 0, 0]
+
+
+def test_mediapipe_is_imported_without_pyplot_until_something_draws():
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from facescan.detect.mediapipe import import_mediapipe
+mp = import_mediapipe()
+assert "matplotlib.figure" not in sys.modules, "pyplot was loaded with mediapipe"
+from mediapipe.python.solutions import drawing_utils
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots()
+ax.plot([0, 1])
+assert drawing_utils.plt.figure is plt.figure  # mediapipe's own reference works too
+assert mp.solutions.face_detection.FaceDetection
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

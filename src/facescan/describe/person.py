@@ -86,7 +86,9 @@ class PersonDescriber:
     """Measures :class:`PersonDescription` for every face of an image (MediaPipe pose, on CPU)."""
 
     def __init__(self):
-        import mediapipe as mp
+        from facescan.detect.mediapipe import import_mediapipe
+
+        mp = import_mediapipe()
 
         from facescan.detect.mediapipe import _native_stderr_silenced
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import threading
+import types
 
 import numpy as np
 
@@ -13,6 +15,34 @@ from facescan.detect.base import Detection
 
 _MODELS = {"short": 0, "full": 1}
 _STARTUP_LOCK = threading.Lock()  # the stderr redirection during start-up is process-wide
+
+
+class _PyplotOnFirstUse(types.ModuleType):
+    """Stands in for ``matplotlib.pyplot`` until one of its names is used, then loads it.
+
+    mediapipe's drawing helpers import pyplot when mediapipe is imported, about half a second of a
+    one-photo command, and facescan never draws with them. ``importlib.util.LazyLoader`` cannot do
+    this: the import statement reads ``__spec__``, and on a lazy module that read loads it."""
+
+    def __getattr__(self, name: str):
+        if sys.modules.get("matplotlib.pyplot") is self:
+            del sys.modules["matplotlib.pyplot"]
+        real = importlib.import_module("matplotlib.pyplot")
+        self.__dict__.update(real.__dict__)  # whoever holds the placeholder (mediapipe's `plt`) now sees pyplot
+        return getattr(real, name)
+
+
+def import_mediapipe():
+    """``import mediapipe``, with ``matplotlib.pyplot`` loaded only if something uses it."""
+    if "mediapipe" not in sys.modules and "matplotlib.pyplot" not in sys.modules:
+        import matplotlib
+
+        placeholder = _PyplotOnFirstUse("matplotlib.pyplot")
+        sys.modules["matplotlib.pyplot"] = placeholder
+        matplotlib.pyplot = placeholder
+    import mediapipe
+
+    return mediapipe
 
 
 @contextlib.contextmanager
@@ -59,7 +89,7 @@ class MediaPipeDetector:
     def __init__(self, range: str = "auto", min_score: float = 0.5):
         if range not in ("auto", "short", "full"):
             raise ValueError(f"mediapipe detector range must be auto, short or full, not {range!r}")
-        import mediapipe as mp
+        mp = import_mediapipe()
 
         self.name = f"mediapipe:{range}"
         self.range = range

@@ -99,7 +99,9 @@ class FaceMesh:
     """MediaPipe's face mesh (its model ships in the mediapipe 0.10.x wheel), on RGB crops."""
 
     def __init__(self, min_size: int = 192):
-        import mediapipe as mp
+        from facescan.detect.mediapipe import import_mediapipe
+
+        mp = import_mediapipe()
 
         self.min_size = min_size
         self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
