@@ -67,7 +67,7 @@ class ResultOutputs:
         self.resume = resume
         spool = functools.partial(_Spool, next((p.parent for f, p in self.paths.items() if f not in self.to_stdout),
                                                None))
-        self._records = spool()  # JSON records (model_dump) for the JSON output
+        self._records = spool() if "json" in self.paths else None  # JSON records (model_dump) for the JSON output
         self._tables: dict[str, _Spool] = {f: spool() for f in ("csv", "parquet") if f in self.paths}  # table rows
         self._tracks: dict[str, _Spool] = {f: spool() for f in self._tables}  # one row per person of a video
         self.done: set[str] = set()  # sources already in every output (resume)
@@ -164,6 +164,9 @@ class ResultOutputs:
             if self._jsonl is not sys.stdout:
                 self._jsonl.close()
             self._jsonl = None
+        for spool in [self._records, *self._tables.values(), *self._tracks.values()]:
+            if spool is not None:
+                spool.close()
 
     def _stdout_writer(self, fmt: str) -> None:
         if fmt == "json":
@@ -257,6 +260,10 @@ class _Spool:
 
     def __len__(self) -> int:
         return self._count
+
+    def close(self) -> None:
+        """Delete the file (its rows are gone)."""
+        self._file.close()
 
     def __iter__(self):
         self._file.flush()
