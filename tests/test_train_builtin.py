@@ -80,6 +80,19 @@ def test_same_seed_same_weights_and_resume_continues_identically(tiny):
     assert any(not torch.allclose(a[k].float(), c[k].float()) for k in a if a[k].is_floating_point())
 
 
+def test_fp32_compute_trains_its_own_reproducible_weights_and_bad_compute_is_refused(tiny):
+    data, cfg, tmp = tiny
+    fp32 = replace(cfg, epochs=1, compute="fp32")
+    builtin.train("fairface", data, tmp / "a", tmp / "cache", fp32, run_dir=tmp / "run_a")
+    builtin.train("fairface", data, tmp / "b", tmp / "cache", fp32, run_dir=tmp / "run_b")
+    builtin.train("fairface", data, tmp / "c", tmp / "cache", replace(cfg, epochs=1), run_dir=tmp / "run_c")
+    a, b, c = (_weights(tmp / r) for r in ("run_a", "run_b", "run_c"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())  # bf16 autocast differs
+    with pytest.raises(ValueError, match="compute"):
+        builtin.train("fairface", data, tmp / "d", tmp / "cache", replace(cfg, compute="fp8"), run_dir=tmp / "run_d")
+
+
 def test_augmentation_keeps_shape_and_range():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(8, 3, 20, 20) * 255

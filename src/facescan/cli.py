@@ -542,6 +542,8 @@ def train_builtin(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epoch count."),
     seed: int = typer.Option(0, "--seed"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (the recipe's 1 is bit-exact)."),
+    compute: Optional[str] = typer.Option(None, "--compute",
+                                          help="bf16 (the recipe's) or fp32: faster on CPUs without native bfloat16."),
 ) -> None:
     """Train a built-in model with its seeded recipe and export it to ONNX (needs the train extra)."""
     from dataclasses import replace
@@ -559,6 +561,8 @@ def train_builtin(
         cfg = replace(cfg, threads=threads)
     if epochs:
         cfg = replace(cfg, epochs=epochs)
+    if compute:
+        cfg = replace(cfg, compute=compute)
     path = builtin.train(task, data, out, cache, cfg, run_dir=out / f"run_{task}")
     console.print(f"exported {path}")
 
