@@ -8,9 +8,9 @@ temporary folder; stopped at the end). Every run is the whole command, timed fro
 user sees it (Python start, listing, connecting, actors starting, Parquet written):
 
 - ``cli``: ``facescan analyze --crops VAL --parquet …`` in one process (onnxruntime on both cores);
-- ``ray ×1`` / ``ray ×2``: ``facescan analyze --engine ray --address … --actors N --actor-cpus 0.75
-  --task-cpus 0.5`` (each actor one onnxruntime thread, ``builtin?threads=1``; half a CPU left for the
-  read-decode-detect tasks).
+- ``ray ×1`` / ``ray ×2``: ``facescan analyze --engine ray --address … --actors N --actor-cpus 1`` (each
+  actor one onnxruntime thread, ``builtin?threads=1``; with ``--crops`` the actors read and decode the
+  crops, no task runs).
 
 It prints a table: seconds, seconds to the first rows (actors starting, models loading), images per
 second end to end and after the first rows, the speed-up of 2 actors over 1, and the overhead of
@@ -66,8 +66,8 @@ def main() -> None:
             env = cluster.env
             # all of val: both read the folder; fewer: the CLI is given the files, Ray the list of them
             inputs = [str(val)] if len(crops) == sum(1 for _ in val.glob("*.jpg")) else None
-            ray_run = [*facescan, "--engine", "ray", "--address", cluster.address, "--actor-cpus", "0.75",
-                       "--task-cpus", "0.5", *(inputs or [str(listing)])]
+            ray_run = [*facescan, "--engine", "ray", "--address", cluster.address, "--actor-cpus", "1",
+                       *(inputs or [str(listing)])]
             configs = {
                 "cli": lambda k: [*facescan, *(inputs or map(str, crops)), "--parquet", f"{tmp}/cli{k}.parquet"],
                 "ray ×1": lambda k: [*ray_run, "--actors", "1", "--parquet", f"{tmp}/r1-{k}"],

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -129,6 +130,20 @@ def test_thread_counts_follow_the_actor_and_stay_out_of_the_settings():
 
 # -- the two stages, called here as Ray calls them on the cluster ------------------------------------
 
+def test_default_actor_count_keeps_cpus_for_tasks_only_where_tasks_run():
+    from facescan.scale import cluster
+
+    two = {"CPU": 2.0}
+    assert cluster.default_actors(two, 1.0, 0.0, 0.5) == 1  # half a CPU kept for read-decode-detect tasks
+    assert cluster.default_actors(two, 1.0, 0.0, 0.0) == 2  # --crops: no task runs
+    assert cluster.default_actors({"CPU": 10.0}, 1.0, 0.0, 0.5) == 8  # a fifth kept
+    cluster.check_room(two, 2, 1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="2 actor\\(s\\) × 1 CPU plus 0.5 CPU .* the tasks would wait"):
+        cluster.check_room(two, 2, 1.0, 0.0, 0.5)
+    with pytest.raises(ValueError, match="3 actor\\(s\\) × 1 CPU is more than the cluster's 2 CPUs: the actors"):
+        cluster.check_room(two, 3, 1.0, 0.0, 0.0)
+
+
 def test_stages_give_the_single_machine_rows_and_errors_as_rows(tmp_path):
     from facescan.api import video_analyzer
     from facescan.pipeline import Analyzer
@@ -154,6 +169,32 @@ def test_stages_give_the_single_machine_rows_and_errors_as_rows(tmp_path):
     video = analyze_video(inputs[4], video_analyzer(analyzer), fps=2.0)
     assert got[inputs[4]] == (video_frame_rows(video), video_track_rows(video))
     assert out.column("faces").to_pylist()[:2] == [len(analyzer.analyze(inputs[0]).faces), 0]
+
+
+def test_crops_are_read_and_decoded_by_the_actor_with_the_single_machine_rows(tmp_path):
+    import pickle
+
+    from facescan.pipeline import Analyzer
+    from facescan.tables import result_rows
+
+    rng = np.random.default_rng(3)
+    inputs = []
+    for i in range(3):
+        inputs.append(str(tmp_path / f"crop{i}.png"))
+        Image.fromarray(rng.integers(0, 255, (90 + 10 * i, 80, 3), dtype=np.uint8)).save(inputs[-1])
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    inputs += [str(bad), str(tmp_path / "gone.png")]
+    settings = Settings(attributes=("age", "emotion"), crops=True)
+    # the listed inputs go straight to the actor: no read-decode-detect task runs for crops
+    out = Predictor(settings, threads=1)(pa.table({"source": inputs, "location": inputs}))
+    assert out.column("source").to_pylist() == inputs
+    rows = [pickle.loads(r) for r in out.column("rows").to_pylist()]
+    analyzer = Analyzer(attributes="age,emotion", crops=True)
+    assert rows == [(result_rows([analyzer.analyze(path)]), []) for path in inputs]
+    errors = out.column("error").to_pylist()
+    assert errors[:3] == [None] * 3 and errors[3].startswith(f"{bad}: ") and errors[4].endswith("file not found")
+    assert out.column("faces").to_pylist() == [1, 1, 1, 0, 0]
 
 
 def test_stages_describe_people_from_the_whole_photo_as_the_single_machine_does():

@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 ATTRIBUTES = "age,gender,race,emotion"
 #: Two actors of 0.75 CPU on two 1-CPU nodes: one actor per node (two do not fit on one), a quarter CPU
-#: beside each for a read-decode-detect task; one onnxruntime thread per actor.
+#: beside each for eval's read tasks (analyze --crops runs none: its actors read the crops); one
+#: onnxruntime thread per actor.
 ACTORS = ["--actors", "2", "--actor-cpus", "0.75", "--task-cpus", "0.25"]
 RUN_TIMEOUT_S = 600
 #: The run whose node is killed analyzes the first 1,000 crops (the other test runs all 2,500).

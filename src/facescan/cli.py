@@ -128,11 +128,12 @@ def analyze(
     address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster (auto, HOST:PORT; "
                                           "default: RAY_ADDRESS, else a Ray started here)."),
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: model actors (default: as "
-                                         "many as 80 % of the cluster's CPUs, or its GPUs for hf: backends, hold)."),
+                                         "many as 80 % of the cluster's CPUs (all with --crops), or its GPUs for "
+                                         "hf: backends, hold)."),
     actor_cpus: float = typer.Option(1.0, "--actor-cpus", min=0.01, help="--engine ray: CPUs per actor (the "
                                      "builtin backend runs that many threads)."),
     task_cpus: float = typer.Option(0.5, "--task-cpus", min=0.01, help="--engine ray: CPUs per read-decode-detect "
-                                    "task."),
+                                    "task (none run with --crops: the actors read the crops)."),
     actor_gpus: Optional[float] = typer.Option(None, "--actor-gpus", min=0, help="--engine ray: GPUs per actor "
                                                "(default: 1 for hf: backends where the cluster has GPUs)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="--engine ray: inputs per actor "
@@ -592,7 +593,8 @@ def eval_run(
     address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster (auto, HOST:PORT; "
                                           "default: RAY_ADDRESS, else a Ray started here)."),
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="--engine ray: model actors (default: as "
-                                         "many as 80 % of the cluster's CPUs, or its GPUs for hf: backends, hold)."),
+                                         "many as 80 % of the cluster's CPUs (all with --crops), or its GPUs for "
+                                         "hf: backends, hold)."),
     actor_cpus: float = typer.Option(1.0, "--actor-cpus", min=0.01, help="--engine ray: CPUs per actor."),
     task_cpus: float = typer.Option(0.5, "--task-cpus", min=0.01, help="--engine ray: CPUs per read task."),
     actor_gpus: Optional[float] = typer.Option(None, "--actor-gpus", min=0, help="--engine ray: GPUs per actor "

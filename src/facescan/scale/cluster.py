@@ -66,9 +66,10 @@ TASK_CPUS = 0.5
 def default_actors(resources: dict, actor_cpus: float, actor_gpus: float, task_cpus: float = TASK_CPUS) -> int:
     """As many actors as the cluster holds: one per ``actor_gpus`` GPUs, else one per ``actor_cpus`` CPUs of
     what is left once :data:`TASK_SHARE` of the CPUs (at least one task's ``task_cpus``) are kept for the
-    read-decode-detect tasks."""
+    read-decode-detect tasks (``task_cpus=0``: a pipeline without them)."""
     cpus = resources.get("CPU", 1)
-    by_cpu = max(1, math.floor((cpus - max(task_cpus, TASK_SHARE * cpus)) / max(actor_cpus, 1e-6)))
+    kept = max(task_cpus, TASK_SHARE * cpus) if task_cpus else 0.0
+    by_cpu = max(1, math.floor((cpus - kept) / max(actor_cpus, 1e-6) + 1e-9))
     if actor_gpus:
         return max(1, min(by_cpu, math.floor(resources.get("GPU", 0) / actor_gpus)))
     return by_cpu
@@ -79,9 +80,11 @@ def check_room(resources: dict, actors: int, actor_cpus: float, actor_gpus: floa
     not there): Ray would wait for them forever. Counts the cluster's CPUs as they are now."""
     cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     if actors * actor_cpus + task_cpus > cpus + 1e-9:
-        raise ValueError(f"{actors} actor(s) × {actor_cpus:g} CPU plus {task_cpus:g} CPU for a read-decode-detect "
-                         f"task is more than the cluster's {cpus:g} CPUs: the tasks would wait for ever; lower "
-                         "--actors or --actor-cpus")
+        asked = f"{actors} actor(s) × {actor_cpus:g} CPU"
+        if task_cpus:
+            asked += f" plus {task_cpus:g} CPU for a read-decode-detect task"
+        raise ValueError(f"{asked} is more than the cluster's {cpus:g} CPUs: the "
+                         f"{'tasks' if task_cpus else 'actors'} would wait for ever; lower --actors or --actor-cpus")
     if actor_gpus and actors * actor_gpus > gpus + 1e-9:
         raise ValueError(f"{actors} actor(s) × {actor_gpus:g} GPU is more than the cluster's {gpus:g} GPUs; lower "
                          "--actors or --actor-gpus")
