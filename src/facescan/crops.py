@@ -24,24 +24,46 @@ TEMPLATE_POINTS = np.array(
 
 
 def align(image: np.ndarray, keypoints: np.ndarray, size: int = 224) -> np.ndarray:
-    """Warp ``image`` so ``keypoints`` (4x2: eyes, nose tip, mouth centre, in pixels) land on the template."""
-    dst = TEMPLATE_POINTS * size
-    matrix, _ = cv2.estimateAffinePartial2D(np.asarray(keypoints, np.float32), dst, method=cv2.LMEDS)
+    """Warp ``image`` so ``keypoints`` (4x2: eyes, nose tip, mouth centre, in pixels) land on the template.
+
+    Keypoints are in the detectors' convention (a pixel spans [i, i + 1)); OpenCV samples at pixel
+    centres, hence the half-pixel shifts, which keep the chip of a turned photo the same chip."""
+    dst = TEMPLATE_POINTS * size - 0.5
+    src = np.asarray(keypoints, np.float32) - 0.5
+    matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
     if matrix is None:
         raise ValueError("keypoints are degenerate; cannot align the face")
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def box_chip(image: np.ndarray, box: tuple[float, float, float, float], padding: float = CHIP_PADDING,
-             size: int = 224) -> np.ndarray:
-    """Square chip around an (x, y, w, h) box with ``padding`` face widths of margin, no rotation."""
+             size: int = 224, angle: float = 0.0) -> np.ndarray:
+    """Square chip around an (x, y, w, h) box with ``padding`` face widths of margin.
+
+    ``angle`` is the face's in-plane tilt in degrees, clockwise in the image (a detector's roll):
+    the chip is turned back by it, so the face comes out upright."""
     x, y, w, h = box
     side = max(w, h) * (1 + 2 * padding)
-    cx, cy = x + w / 2, y + h / 2
+    cx, cy = x + w / 2 - 0.5, y + h / 2 - 0.5  # OpenCV's pixel-centre coordinates
     scale = size / side
-    matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
+    c, s = np.cos(np.radians(angle)) * scale, np.sin(np.radians(angle)) * scale
+    # chip = R(-angle) * scale * (p - centre) + chip centre
+    o = size / 2 - 0.5
+    matrix = np.array([[c, s, o - c * cx - s * cy], [-s, c, o + s * cx - c * cy]], np.float32)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def face_chip(image: np.ndarray, box: tuple[float, float, float, float], keypoints: np.ndarray | None = None,
+              roll: float | None = None, size: int = 224) -> np.ndarray:
+    """The upright chip of one detected face: aligned on its keypoints (which removes any roll), else
+    cut around its box and turned back by ``roll`` (degrees clockwise, when the detector knows it)."""
+    if keypoints is not None and len(keypoints) >= 4:
+        try:
+            return align(image, np.asarray(keypoints)[:4], size)
+        except ValueError:
+            pass
+    return box_chip(image, box, CHIP_PADDING, size, angle=roll or 0.0)
 
 
 def reframe(chip: np.ndarray, padding_in: float, padding_out: float) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from facescan import crops, taxonomy
 from facescan.backends.base import Backend, FaceInput, load_backend
 from facescan.detect import Detector, create_detector
+from facescan.detect.quality import crop_quality, face_quality
 from facescan.imageio import (
     ImageLoadError,
     ImageSource,
@@ -161,7 +162,8 @@ class Analyzer:
             off = (side - face_w) / 2
             box = ((w - side) / 2 + off, (h - side) / 2 + off, face_w, face_w)
             result.faces.append(Face(index=0, box=Box(x=box[0] * inv, y=box[1] * inv, width=box[2] * inv,
-                                                      height=box[3] * inv), score=1.0))
+                                                      height=box[3] * inv), score=1.0,
+                                     quality=crop_quality(chip, face_w * inv)))
             pending.inputs.append(FaceInput(chip=chip, padding=self.crop_padding, image=whole, box=box))
             return pending
         try:
@@ -186,7 +188,7 @@ class Analyzer:
                                                     for x, y in d.keypoints]
             x, y, w, h = d.box
             result.faces.append(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv, height=h * inv),
-                                     score=d.score, keypoints=kps))
+                                     score=d.score, keypoints=kps, quality=face_quality(d, chip, inv)))
             pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=whole, box=d.box,
                                             keypoints=d.keypoints))
         if isinstance(source, np.ndarray) and not decoded and self.channels == "rgb" and looks_bgr(pixels, detections):

@@ -77,6 +77,23 @@ class Box(BaseModel):
         return round(float(v), 2)
 
 
+class FaceQuality(BaseModel):
+    """What makes a face's attributes more or less trustworthy, to weigh or filter weak detections.
+
+    ``size``: the shorter side of the face box in the photo's pixels; ``yaw``: a rough head turn in
+    degrees from the keypoints (0 frontal, positive when the nose points to the image's right; None
+    without keypoints); ``roll``: the in-plane tilt in degrees (clockwise; the chip the model sees is
+    turned upright); ``blur``: the variance of the Laplacian of the grey face chip at 112 px (lower is
+    blurrier: under ~40 is soft, a sharp face is in the hundreds); ``outside``: the fraction of the face
+    box outside the photo (a face the frame cuts)."""
+
+    size: float
+    yaw: float | None = None
+    roll: float | None = None
+    blur: float
+    outside: float = 0.0
+
+
 class Face(BaseModel):
     """One detected (or given) face."""
 
@@ -89,6 +106,7 @@ class Face(BaseModel):
     explanation: str | None = None  # --explain: observations → interpretation → final label
     description: dict[str, Any] | None = None  # --describe: clothing, hair, eyewear, beard, head pose, posture
     track_id: int | None = None  # video: the person's id across frames (None: not confirmed as a track)
+    quality: FaceQuality | None = None  # size, head turn, tilt, sharpness, how much the frame cuts off
 
 
 class ImageResult(BaseModel):

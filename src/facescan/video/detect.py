@@ -32,8 +32,10 @@ class VideoDetector:
     def __init__(self, min_score: float = 0.5, full_every: int = 1):
         from facescan.detect.mediapipe import MediaPipeDetector
 
-        self.full = MediaPipeDetector("full", min_score)
-        self.short = MediaPipeDetector("short", min_score)
+        # no quarter-turn search per frame: a clip's orientation is its container's (PyAV applies it), and a
+        # frame without faces would pay six more passes
+        self.full = MediaPipeDetector("full", min_score, rotate="off")
+        self.short = MediaPipeDetector("short", min_score, rotate="off")
         self.full_every = max(1, full_every)
         self._local = threading.local()  # per worker thread: its frame count and last face count
 

@@ -1,0 +1,69 @@
+"""A quality record per face (:class:`~facescan.schema.FaceQuality`): how big, how turned, how sharp,
+how cut off."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facescan.detect.base import Detection
+from facescan.detect.boxes import roll_degrees
+from facescan.schema import FaceQuality
+
+#: Side of the grey chip the sharpness is measured on (the same scale whatever the face's size).
+BLUR_SIDE = 112
+
+
+def face_quality(face: Detection, chip: np.ndarray, scale: float = 1.0) -> FaceQuality:
+    """The quality of a detected ``face``, whose ``chip`` the backend sees; ``scale`` maps its box to the
+    photo's pixels."""
+    roll = roll_degrees(face.keypoints)
+    if roll is None:
+        roll = face.roll
+    return FaceQuality(size=round(float(min(face.box[2], face.box[3]) * scale), 1),
+                       yaw=_round(yaw_degrees(face.keypoints)), roll=_round(roll), blur=round(blur_variance(chip), 1),
+                       outside=round(float(face.outside), 3))
+
+
+def crop_quality(chip: np.ndarray, face_side: float) -> FaceQuality:
+    """The quality of a given crop (``--crops``): its face's size and sharpness (no keypoints: no turn)."""
+    return FaceQuality(size=round(float(face_side), 1), blur=round(blur_variance(chip), 1))
+
+
+def blur_variance(chip: np.ndarray) -> float:
+    """Variance of the Laplacian of the chip's grey levels at :data:`BLUR_SIDE` px (a standard sharpness
+    measure)."""
+    gray = chip if chip.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(chip), cv2.COLOR_RGB2GRAY)
+    if gray.shape[:2] != (BLUR_SIDE, BLUR_SIDE):
+        interpolation = cv2.INTER_AREA if min(gray.shape[:2]) > BLUR_SIDE else cv2.INTER_LINEAR
+        gray = cv2.resize(gray, (BLUR_SIDE, BLUR_SIDE), interpolation=interpolation)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def yaw_degrees(keypoints: np.ndarray | None) -> float | None:
+    """A rough head turn from 2-D keypoints (right eye, left eye, nose tip, mouth, [right ear, left ear]).
+
+    With ear points (BlazeFace's six): where the nose falls between the ears, ``asin(2t - 1)``.
+    Without: the nose's offset from the eyes' midpoint along the eye line, in half eye distances,
+    through ``atan(offset / 1.1)`` (the nose tip stands about 1.1 half eye distances in front of
+    the eyes on an average head). Both read the points in the face's own upright frame.
+    """
+    if keypoints is None or len(keypoints) < 3:
+        return None
+    p = np.asarray(keypoints, float)
+    axis = p[1] - p[0]
+    iod = float(np.hypot(*axis))
+    if iod < 1e-6:
+        return None
+    u = axis / iod
+    if len(p) >= 6:
+        ears = (p[5] - p[4]) @ u
+        if abs(ears) > 1e-6:
+            t = ((p[2] - p[4]) @ u) / ears
+            return float(np.degrees(np.arcsin(np.clip(2 * t - 1, -1, 1))))
+    offset = ((p[2] - (p[0] + p[1]) / 2) @ u) / (iod / 2)
+    return float(np.degrees(np.arctan(offset / 1.1)))
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
