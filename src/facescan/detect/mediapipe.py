@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import sys
@@ -15,6 +16,8 @@ from facescan.detect import boxes
 from facescan.detect.base import Detection
 
 _MODELS = {"short": 0, "full": 1}
+#: Longer side of the copy the quarter-turn search looks at.
+SEARCH_SIDE = 640
 _STARTUP_LOCK = threading.Lock()  # the stderr redirection during start-up is process-wide
 
 
@@ -156,7 +159,10 @@ class MediaPipeDetector:
         image = np.ascontiguousarray(image)
         faces = self._models(image)
         if self.rotate == "auto":
-            turn = boxes.quarter_turn(faces, lambda k: self._models(boxes.rotate_image(image, k), tiles=False))
+            # the search looks at a smaller copy (made only if it runs): the models see a 128 or 192 px square
+            # of it either way
+            search = functools.cache(lambda: _shrunk(image, SEARCH_SIDE))
+            turn = boxes.quarter_turn(faces, lambda k: self._models(boxes.rotate_image(search(), k), tiles=False))
             if turn:
                 turned = boxes.rotate_image(image, turn)
                 faces = [boxes.unrotate(f, turn, image.shape) for f in self._models(turned)]
@@ -169,6 +175,16 @@ class MediaPipeDetector:
         # short-range one the large faces (close-ups, grids of portraits) the full-range one misses.
         faces = _merge(self._run("full", image), self._run("short", image))
         return faces or (self._run_tiles(image) if tiles else [])
+
+
+def _shrunk(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` with its longer side at most ``side`` pixels."""
+    scale = side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    import cv2
+
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
 def _iou(a: tuple, b: tuple) -> float:
