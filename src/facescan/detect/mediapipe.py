@@ -179,12 +179,14 @@ class MediaPipeDetector:
 
 def _shrunk(image: np.ndarray, side: int) -> np.ndarray:
     """``image`` with its longer side at most ``side`` pixels."""
-    scale = side / max(image.shape[:2])
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
     if scale >= 1:
         return image
     import cv2
 
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # a 3000 x 2 strip stays at least 1 px high
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _iou(a: tuple, b: tuple) -> float:
