@@ -150,7 +150,7 @@ class MediaPipeDetector:
                         d.outside = 0.0  # cut by the tile's edge, not the photo's
                     d.keypoints = d.keypoints + np.array([x0, y0], np.float32)
                     faces.append(d)
-        return _non_max_suppression(faces, 0.3)
+        return boxes.nms(faces, 0.3)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 image, highest score first."""
@@ -187,21 +187,6 @@ def _shrunk(image: np.ndarray, side: int) -> np.ndarray:
 
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # a 3000 x 2 strip stays at least 1 px high
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def _iou(a: tuple, b: tuple) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw, ih = max(0.0, min(ax1, bx1) - max(a[0], b[0])), max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
-
-
-def _non_max_suppression(faces: list[Detection], threshold: float) -> list[Detection]:
-    kept: list[Detection] = []
-    for f in sorted(faces, key=lambda f: -f.score):
-        if all(_iou(f.box, k.box) < threshold for k in kept):
-            kept.append(f)
-    return kept
 
 
 def _merge(first: list[Detection], second: list[Detection]) -> list[Detection]:
