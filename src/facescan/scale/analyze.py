@@ -330,7 +330,7 @@ def _run(todo, settings: Settings, writer: ShardWriter, summary: RunSummary, *, 
         from facescan.scale.ratelimit import shared_limiter
 
         limiter = shared_limiter(rate)
-    ds = cluster.dataset(todo)
+    ds = cluster.dataset(todo, min_blocks=actors)
     if not settings.crops:
         ds = ds.map_batches(prepare_batch, fn_kwargs={"settings": settings, "keep_images": settings.describe},
                             batch_size=PREPARE_BATCH, batch_format="pyarrow", num_cpus=task_cpus)

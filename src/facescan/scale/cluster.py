@@ -97,12 +97,14 @@ def actor_pool(actors: int):
     return ActorPoolStrategy(size=actors)
 
 
-def dataset(todo: list[tuple[str, str]]):
-    """The inputs (``source``, ``location``) as a Ray Dataset of :data:`INPUTS_PER_BLOCK`-row blocks."""
+def dataset(todo: list[tuple[str, str]], min_blocks: int = 1):
+    """The inputs (``source``, ``location``) as a Ray Dataset of :data:`INPUTS_PER_BLOCK`-row blocks, and at
+    least ``min_blocks`` blocks where there are that many inputs (a few inputs still reach every actor)."""
     import ray
 
     items = [{"source": s, "location": loc} for s, loc in todo]
-    return ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / INPUTS_PER_BLOCK)))
+    blocks = max(1, math.ceil(len(items) / INPUTS_PER_BLOCK), min(len(items), min_blocks))
+    return ray.data.from_items(items, override_num_blocks=blocks)
 
 
 @contextlib.contextmanager
