@@ -234,3 +234,21 @@ def test_every_face_carries_its_quality_in_results_and_tables(photos):
     assert {"quality_size", "quality_yaw", "quality_roll", "quality_blur", "quality_outside"} <= set(row)
     crop = Analyzer(attributes="gender", crops=True).analyze(image[:200, :200])
     assert crop.faces[0].quality.size == pytest.approx(200 / 1.5, abs=0.1) and crop.faces[0].quality.yaw is None
+
+
+def test_unrotate_maps_a_detector_roll_back_to_the_photo():
+    image = np.zeros((40, 70, 3), np.uint8)
+    for k in (1, 2, 3):
+        # a face upright in the photo lies turned by -90k degrees (counter-clockwise) in rotate_image(photo, k)
+        face = Detection((5, 5, 10, 10), 0.9, roll=((-90 * k + 180) % 360) - 180 + 7)
+        assert B.unrotate(face, k, image.shape).roll == pytest.approx(7)
+
+
+@needs_mtcnn
+def test_mtcnn_gives_four_keypoints_and_survives_thin_strips():
+    det = create_detector("mtcnn")
+    for shape in [(1, 3000, 3), (3000, 2, 3), (2, 5000, 3)]:
+        assert det.detect(np.zeros(shape, np.uint8)) == []
+    from facescan import taxonomy
+
+    assert taxonomy.keypoint_names("mtcnn", 4) == ("right_eye", "left_eye", "nose_tip", "mouth_centre")

@@ -130,6 +130,13 @@ def test_thread_counts_follow_the_actor_and_stay_out_of_the_settings():
 
 # -- the two stages, called here as Ray calls them on the cluster ------------------------------------
 
+def test_small_runs_reach_every_actor():
+    from facescan.scale.analyze import BATCH_SIZE, actor_batch
+
+    assert actor_batch(32, 2) == 16 and actor_batch(3, 4) == 1 and actor_batch(0, 2) == 1
+    assert actor_batch(2500, 2) == BATCH_SIZE
+
+
 def test_default_actor_count_keeps_cpus_for_tasks_only_where_tasks_run():
     from facescan.scale import cluster
 

@@ -17,6 +17,10 @@ def video_analyzer(analyzer: Analyzer) -> Analyzer:
     detector = analyzer.detector
     if detector is None or detector.name.startswith("mediapipe"):
         detector = VideoDetector()
+    elif getattr(detector, "rotate", "off") != "off":  # no quarter-turn search per frame (see VideoDetector)
+        from facescan.detect import create_detector
+
+        detector = create_detector(f"{detector.name}?rotate=off")
     return Analyzer(backend=analyzer.backend, detector=detector, attributes=analyzer.attributes)
 
 

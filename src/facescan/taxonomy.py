@@ -130,7 +130,8 @@ DEFAULT_LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType(
 #: The named keypoints of each detector family, in the order the detector gives them.
 KEYPOINT_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "mediapipe": ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear"),  # BlazeFace
-    "mtcnn": ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right"),
+    "mtcnn": ("right_eye", "left_eye", "nose_tip", "mouth_centre"),  # facescan's MTCNN, corners left out
+    "fused": ("right_eye", "left_eye", "nose_tip", "mouth_centre"),
 })
 
 

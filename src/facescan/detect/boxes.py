@@ -115,8 +115,9 @@ def unrotate(face: Detection, quarter_turns: int, shape: tuple[int, ...]) -> Det
     corners = unrotate_points(np.array([[x, y], [x + w, y + h]]), quarter_turns, shape)
     (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
     kps = None if face.keypoints is None else unrotate_points(face.keypoints, quarter_turns, shape)
+    roll = None if face.roll is None else (face.roll + 90.0 * (quarter_turns % 4) + 180.0) % 360.0 - 180.0
     return Detection(box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)), score=face.score, keypoints=kps,
-                     outside=face.outside)
+                     outside=face.outside, roll=roll)
 
 
 def roll_degrees(keypoints: np.ndarray | None) -> float | None:

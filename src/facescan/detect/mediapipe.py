@@ -164,8 +164,9 @@ class MediaPipeDetector:
             search = functools.cache(lambda: _shrunk(image, SEARCH_SIDE))
             turn = boxes.quarter_turn(faces, lambda k: self._models(boxes.rotate_image(search(), k), tiles=False))
             if turn:
-                turned = boxes.rotate_image(image, turn)
-                faces = [boxes.unrotate(f, turn, image.shape) for f in self._models(turned)]
+                found = self._models(boxes.rotate_image(image, turn))
+                if boxes.upright_evidence(found) > boxes.upright_evidence(faces):  # the full-size pass agrees
+                    faces = [boxes.unrotate(f, turn, image.shape) for f in found]
         return sorted(faces, key=lambda f: -f.score)
 
     def _models(self, image: np.ndarray, tiles: bool = True) -> list[Detection]:

@@ -27,8 +27,8 @@ def _weights(name: str) -> bytes:
 class MTCNNDetector:
     """Three-stage cascade: P-Net over an image pyramid, then R-Net and O-Net on the candidates.
 
-    Five landmarks per face, returned as right eye, left eye, nose tip, mouth centre (the
-    subject's), then the mouth's right and left corners.
+    Four keypoints per face from its five landmarks: right eye, left eye, nose tip, mouth centre (the
+    subject's; the centre is the mean of the mouth corners).
     """
 
     @classmethod
@@ -55,7 +55,9 @@ class MTCNNDetector:
     def detect(self, image: np.ndarray, min_size: float | None = None) -> list[Detection]:
         """Faces in an RGB uint8 image, highest score first; ``min_size`` overrides the smallest face (px)."""
         scale = min(1.0, self.max_side / max(image.shape[:2]))
-        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))  # a thin strip stays at least 1 px wide
+        small = image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         img = small.astype(np.float32)
         boxes = self._proposals(img, max(4.0, (min_size or self.min_size) * scale))
         boxes = self._refine(img, boxes, "rnet", 24, self.thresholds[1])
@@ -68,8 +70,9 @@ class MTCNNDetector:
             box, outside = _clipped(x0, y0, x1, y1, w, h)
             if box[2] < 2 or box[3] < 2:
                 continue
-            kps = np.array([p[0], p[1], p[2], (p[3] + p[4]) / 2, p[4], p[3]], np.float32)
-            # MTCNN's landmarks run image-left to image-right: the subject's right eye first
+            # MTCNN's landmarks run image-left to image-right: the subject's right eye first. Its mouth corners are
+            # left out: points 5 and 6 mean ears to BlazeFace's readers (the yaw of the quality record)
+            kps = np.array([p[0], p[1], p[2], (p[3] + p[4]) / 2], np.float32)
             faces.append(Detection(box=box, score=float(score), keypoints=kps, outside=outside))
         return sorted(faces, key=lambda f: -f.score)
 

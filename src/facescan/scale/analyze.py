@@ -111,6 +111,12 @@ def with_threads(spec: str, threads: int) -> str:
     return f"{spec}{'&' if '?' in spec else '?'}threads={max(1, int(threads))}"
 
 
+def actor_batch(inputs: int, actors: int) -> int:
+    """Inputs per actor call: :data:`BATCH_SIZE`, or fewer where that would leave actors without work (Ray Data
+    bundles blocks up to a call's batch size, so 32 inputs in calls of 64 would all go to one actor)."""
+    return max(1, min(BATCH_SIZE, math.ceil(inputs / max(1, actors))))
+
+
 def wants_gpu(spec: str) -> bool:
     return parse_spec(spec).kind in GPU_KINDS
 
@@ -341,7 +347,8 @@ def _run(todo, settings: Settings, writer: ShardWriter, summary: RunSummary, *, 
                                                           "rate_limiter": limiter,
                                                           "gpu_batch": gpu and actor_gpus > 0
                                                           and "batch_size" not in parse_spec(settings.backend).options},
-                        batch_size=batch_size or BATCH_SIZE, batch_format="pyarrow", compute=cluster.actor_pool(actors),
+                        batch_size=batch_size or actor_batch(len(todo), actors), batch_format="pyarrow",
+                        compute=cluster.actor_pool(actors),
                         num_cpus=actor_cpus, num_gpus=actor_gpus or None)
     t0 = time.perf_counter()
     # prefetch_batches=0: each block is taken as soon as it is done (prefetching held the first rows back)
