@@ -177,13 +177,7 @@ class Analyzer:
         # report faces left to right, top to bottom, so indices are stable and readable
         detections.sort(key=lambda d: (d.box[0] + d.box[2] / 2, d.box[1]))
         for i, d in enumerate(detections):
-            if d.keypoints is not None and len(d.keypoints) >= 4:
-                try:
-                    chip = crops.align(pixels, d.keypoints[:4], CHIP_SIZE)
-                except ValueError:
-                    chip = crops.box_chip(pixels, d.box, crops.CHIP_PADDING, CHIP_SIZE)
-            else:
-                chip = crops.box_chip(pixels, d.box, crops.CHIP_PADDING, CHIP_SIZE)
+            chip = crops.face_chip(pixels, d.box, d.keypoints, d.roll, CHIP_SIZE)
             kps = None if d.keypoints is None else [(round(float(x) * inv, 2), round(float(y) * inv, 2))
                                                     for x, y in d.keypoints]
             x, y, w, h = d.box
