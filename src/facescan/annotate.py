@@ -15,8 +15,10 @@ COLOURS = [(230, 57, 70), (29, 161, 242), (46, 196, 182), (255, 183, 3), (131, 5
 
 
 def face_caption(face) -> list[str]:
-    """Caption lines for one face: ``#0`` then one ``label score`` line per attribute."""
+    """Caption lines for one face: ``#0`` then one ``label score`` line per attribute (``weak``: why not)."""
     lines = [f"#{face.index}"]
+    if getattr(face, "weak", None):
+        lines.append("weak: " + "; ".join(face.weak))
     for name, a in face.attributes.items():
         if a.valid:
             lines.append(f"{taxonomy.label_set(a.label_set).pretty(a.label)} {a.score:.2f}")

@@ -66,6 +66,8 @@ def _print_result(result, attributes) -> None:
     for f in result.faces:
         box = f"{f.box.x:.0f}, {f.box.y:.0f}, {f.box.width:.0f}, {f.box.height:.0f}"
         cells = [_format_attr(f.attributes[a]) if a in f.attributes else "–" for a in attributes]
+        if f.weak:  # under --min-quality: no attributes, and why
+            cells = [f"[dim]weak: {escape('; '.join(f.weak))}[/dim]", *["" for _ in attributes[1:]]]
         table.add_row(str(f.index), box, f"{f.score:.2f}", *cells)
     console.print(table)
 
@@ -86,6 +88,14 @@ def _describe_line(d: dict | None) -> str:
     return "; ".join(parts)
 
 
+MIN_QUALITY_HELP = ("Faces under this floor keep their box and quality record, are marked weak with the reasons, "
+                    "and get no attributes: size=PX (shorter box side), blur=V (sharpness, variance of the Laplacian "
+                    "at 112 px; under ~40 is soft), yaw=DEG (head turn either way), outside=F (share of the box the "
+                    "frame cuts off), e.g. size=32,blur=40,yaw=60,outside=0.3.")
+DETECTOR_HELP = ("mediapipe (BlazeFace, the default), mediapipe:short, mediapipe:full, fused (BlazeFace + MTCNN, "
+                 "finds more in crowds; facescan[mtcnn]), mtcnn, haar; options after ?, e.g. mediapipe?rotate=off.")
+
+
 @app.command()
 def analyze(
     inputs: list[str] = typer.Argument(..., help="Photos, videos (mp4, mov, avi, mkv, webm, m4v), folders of them, "
@@ -94,7 +104,7 @@ def analyze(
     attributes: str = typer.Option(",".join(taxonomy.DEFAULT_ATTRIBUTES), "--attributes", "-a",
                                    help="Comma-separated: age, gender, race, emotion. Race only when asked for."),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec (see `facescan models`)."),
-    detector: str = typer.Option("mediapipe", "--detector", help="mediapipe, mediapipe:short, mediapipe:full, haar."),
+    detector: str = typer.Option("mediapipe", "--detector", help=DETECTOR_HELP),
     crops: bool = typer.Option(False, "--crops", help="Each input is one already-cropped face (no detection)."),
     crop_padding: float = typer.Option(0.25, "--crop-padding", help="Margin of --crops inputs, in face widths."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as a JSON array (- : stdout)."),
@@ -112,6 +122,7 @@ def analyze(
                                  help="Explain each face's emotion from measured action units (ExpLLM-style)."),
     describe: bool = typer.Option(False, "--describe", help="Describe each person: clothing colours, hair, "
                                   "sunglasses, beard, head pose, posture (MediaPipe pose)."),
+    min_quality: Optional[str] = typer.Option(None, "--min-quality", help="Photos: " + MIN_QUALITY_HELP),
     resume: bool = typer.Option(False, "--resume", help="Keep the result files there and skip the inputs "
                                 "already in them (every output must hold an input for it to be skipped)."),
     fps: Optional[float] = typer.Option(None, "--fps", min=0.001, help="Videos: analyze N frames per second "
@@ -153,7 +164,8 @@ def analyze(
     if engine != "local":
         return _analyze_on_ray(engine, inputs, parquet_out, quiet, dict(
             backend=backend, detector=detector, attributes=attributes, crops=crops, crop_padding=crop_padding,
-            explain=explain, describe=describe, address=address, actors=actors, actor_cpus=actor_cpus,
+            explain=explain, describe=describe, min_quality=min_quality, address=address, actors=actors,
+            actor_cpus=actor_cpus,
             actor_gpus=actor_gpus, task_cpus=task_cpus, batch_size=batch_size, rate=rate, shard_rows=shard_rows,
             video=dict(fps=fps, every=every, start=start, end=end, smooth=smooth, person_fps=person_fps or None)),
             {"--json": json_out, "--jsonl": jsonl_out, "--csv": csv_out, "--annotate": annotate,
@@ -180,8 +192,11 @@ def analyze(
             raise OutputError("--timeline charts videos, and no input is a video")
         charts = annotation_paths(timeline, [f for f in files if is_video(f)], is_video, "--timeline", "emotions") \
             if timeline else {}
+        if min_quality and any(is_video(f) for f in files):
+            raise ValueError("--min-quality is for photos; video tracks choose their own keyframes "
+                             "(analyze the videos without it)")
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
-                            crop_padding=crop_padding, explain=explain, describe=describe)
+                            crop_padding=crop_padding, explain=explain, describe=describe, min_quality=min_quality)
     except (OutputError, ValueError, FileNotFoundError, ImportError) as e:
         _fail(str(e))
     if resume and not outputs.paths:
@@ -383,6 +398,9 @@ def ask(
     image: Path = typer.Argument(..., help="A photo with one or more people."),
     question: str = typer.Argument(..., help='About one person, e.g. "How old is the man in the light blue shirt?"'),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec for the face attributes."),
+    detector: str = typer.Option("mediapipe", "--detector", help=DETECTOR_HELP),
+    min_quality: Optional[str] = typer.Option(None, "--min-quality", help="Weak faces are not chosen. "
+                                              + MIN_QUALITY_HELP),
     chooser: str = typer.Option("descriptors", "--chooser",
                                 help="descriptors: resolve from positions, attributes, colours; vlm: the "
                                      "--backend VLM picks one of the numbered boxes."),
@@ -401,7 +419,8 @@ def ask(
         for path, what in ((annotate, "--annotate"), (json_out, "--json")):
             if path:
                 check_writable(path, what)
-        analyzer = Analyzer(backend=backend, attributes=attributes_for(q), describe=True)
+        analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes_for(q), describe=True,
+                            min_quality=min_quality)
         check_chooser(chooser, analyzer.backend)
         analyzed = analyzer.analyze_one(image, keep_image=chooser == "vlm" or annotate is not None)
         answer = answer_question(q, analyzed, chooser, analyzer.backend)
@@ -415,6 +434,11 @@ def ask(
         b = answer.box
         console.print(f"person #{answer.face}, box x={b['x']:.0f} y={b['y']:.0f} w={b['width']:.0f} "
                       f"h={b['height']:.0f}")
+        if answer.quality:
+            q = answer.quality
+            turn = "" if q["yaw"] is None else f", head turned {q['yaw']:.0f}°"
+            console.print(f"  [dim]face quality: {q['size']:.0f} px{turn}, sharpness {q['blur']:.0f}"
+                          + (f", {q['outside']:.0%} outside the photo" if q["outside"] else "") + "[/dim]")
         for key, value in answer.answer.items():
             if isinstance(value, dict) and "label" in value:
                 value = f"{value['label']} ({value['score']:.2f})" if value["valid"] else "invalid answer"

@@ -19,7 +19,7 @@ import numpy as np
 from facescan import crops, taxonomy
 from facescan.backends.base import Backend, FaceInput, load_backend
 from facescan.detect import Detector, create_detector
-from facescan.detect.quality import crop_quality, face_quality
+from facescan.detect.quality import QualityFloor, crop_quality, face_quality
 from facescan.imageio import (
     ImageLoadError,
     ImageSource,
@@ -67,7 +67,7 @@ class Analyzed:
 @dataclass
 class Prepared:
     """An image after stage 1 (decoded and detected): its result with faces and boxes but no
-    attributes yet, and what the backend will see of each face."""
+    attributes yet, and what the backend will see of each face (``inputs[i]`` is ``result.faces[i]``'s)."""
 
     result: ImageResult
     inputs: list[FaceInput] = field(default_factory=list)
@@ -99,14 +99,17 @@ class Analyzer:
                  attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
                  min_face_size: int = 12, max_faces: int | None = None, batch_images: int = 32,
                  explain: bool | Explainer = False, describe: bool | PersonDescriber = False,
-                 channels: str = "rgb", allow_urls: bool = True):
+                 channels: str = "rgb", allow_urls: bool = True, min_quality: str | QualityFloor | None = None):
         """Backend and detector as spec strings or built objects; ``explain``/``describe`` as True
         (build one) or a built :class:`Explainer` / :class:`PersonDescriber` (shared, as the service does).
         ``channels`` is the colour order of numpy array inputs: ``"rgb"`` or ``"bgr"`` (OpenCV's);
-        ``allow_urls=False`` refuses http(s) inputs (the service)."""
+        ``allow_urls=False`` refuses http(s) inputs (the service). ``min_quality`` (a :class:`QualityFloor`
+        or its text, ``"size=32,blur=40"``): faces under it are kept, marked ``weak`` with the reasons,
+        and get no attributes."""
         if channels not in ("rgb", "bgr"):
             raise ValueError(f"channels must be 'rgb' or 'bgr', not {channels!r}")
         self.channels, self.allow_urls = channels, allow_urls
+        self.min_quality = QualityFloor.parse(min_quality)
         self.attributes = parse_attributes(attributes)
         if explain and "emotion" not in self.attributes:
             self.attributes = (*self.attributes, "emotion")  # an explanation explains the emotion
@@ -161,9 +164,9 @@ class Analyzer:
             face_w = side / (1 + 2 * self.crop_padding)
             off = (side - face_w) / 2
             box = ((w - side) / 2 + off, (h - side) / 2 + off, face_w, face_w)
-            result.faces.append(Face(index=0, box=Box(x=box[0] * inv, y=box[1] * inv, width=box[2] * inv,
-                                                      height=box[3] * inv), score=1.0,
-                                     quality=crop_quality(chip, face_w * inv)))
+            result.faces.append(self._judged(Face(index=0, box=Box(x=box[0] * inv, y=box[1] * inv,
+                                                                   width=box[2] * inv, height=box[3] * inv),
+                                                  score=1.0, quality=crop_quality(chip, face_w * inv))))
             pending.inputs.append(FaceInput(chip=chip, padding=self.crop_padding, image=whole, box=box))
             return pending
         try:
@@ -181,8 +184,9 @@ class Analyzer:
             kps = None if d.keypoints is None else [(round(float(x) * inv, 2), round(float(y) * inv, 2))
                                                     for x, y in d.keypoints]
             x, y, w, h = d.box
-            result.faces.append(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv, height=h * inv),
-                                     score=d.score, keypoints=kps, quality=face_quality(d, chip, inv)))
+            result.faces.append(self._judged(Face(index=i, box=Box(x=x * inv, y=y * inv, width=w * inv,
+                                                                   height=h * inv),
+                                                  score=d.score, keypoints=kps, quality=face_quality(d, chip, inv))))
             pending.inputs.append(FaceInput(chip=chip, padding=crops.CHIP_PADDING, image=whole, box=d.box,
                                             keypoints=d.keypoints))
         if isinstance(source, np.ndarray) and not decoded and self.channels == "rgb" and looks_bgr(pixels, detections):
@@ -191,13 +195,20 @@ class Analyzer:
             warnings.warn(result.warnings[-1], UserWarning, stacklevel=3)
         return pending
 
+    def _judged(self, face: Face) -> Face:
+        """``face`` marked weak with the reasons when it falls under ``min_quality``."""
+        if self.min_quality is not None and face.quality is not None:
+            face.weak = self.min_quality.failures(face.quality) or None
+        return face
+
     # -- stage 2: one backend call for the faces of many images ---------------------------
     def predict(self, batch: list[Prepared], attributes: Sequence[str] | None = None) -> None:
         """Stage 2: one backend call for the faces of many prepared images; fills their results.
 
         ``attributes`` (a subset of the analyzer's) narrows what is asked for this batch: video asks
-        for the person's attributes on fewer frames than for the emotion."""
-        inputs = [fi for p in batch for fi in p.inputs]
+        for the person's attributes on fewer frames than for the emotion. Faces marked ``weak`` are not sent."""
+        pairs = [(face, fi) for p in batch for face, fi in zip(p.result.faces, p.inputs) if not face.weak]
+        inputs = [fi for _, fi in pairs]
         if not inputs:
             return
         wanted = self.attributes if attributes is None else [a for a in self.attributes if a in attributes]
@@ -213,8 +224,7 @@ class Analyzer:
                 if p.inputs:
                     p.result.error = f"{p.result.source}: backend {self.backend.name} failed: {e}"
             return
-        faces = [face for p in batch for face in p.result.faces]
-        for face, fi, prediction in zip(faces, inputs, predictions):
+        for (face, fi), prediction in zip(pairs, predictions):
             face.attributes = prediction
             if self.explainer:
                 try:

@@ -107,6 +107,7 @@ class Face(BaseModel):
     description: dict[str, Any] | None = None  # --describe: clothing, hair, eyewear, beard, head pose, posture
     track_id: int | None = None  # video: the person's id across frames (None: not confirmed as a track)
     quality: FaceQuality | None = None  # size, head turn, tilt, sharpness, how much the frame cuts off
+    weak: list[str] | None = None  # --min-quality: why the face fell under it (its attributes were not predicted)
 
 
 class ImageResult(BaseModel):

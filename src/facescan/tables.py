@@ -63,6 +63,8 @@ def face_columns(f: Face, detector: str | None = None) -> dict:
             row[f"kp_{name}_x"], row[f"kp_{name}_y"] = round(x, 1), round(y, 1)
     if f.quality is not None:
         row.update((f"quality_{k}", v) for k, v in f.quality.model_dump().items())
+    if f.weak:
+        row["weak"] = "; ".join(f.weak)
     for name, a in f.attributes.items():
         row.update(attribute_columns(name, a))
     if f.action_units is not None:

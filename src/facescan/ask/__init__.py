@@ -52,16 +52,19 @@ def answer_question(question: Question, analyzed, chooser: str = "descriptors", 
     return resolve(question, result.faces)
 
 
-def ask_photo(image, question: str, analyzer=None, chooser: str = "descriptors", vlm=None):
+def ask_photo(image, question: str, analyzer=None, chooser: str = "descriptors", vlm=None,
+              detector: str = "mediapipe", min_quality=None):
     """Answer ``question`` about one person in ``image`` (path, bytes or array); returns ``(Answer, ImageResult)``.
 
     ``analyzer`` must describe people (``Analyzer(describe=True)``); by default one is built for the
-    question. ``chooser="vlm"`` lets ``vlm`` (default: the analyzer's backend) pick a numbered box.
+    question, with ``detector`` and ``min_quality`` (faces under it are not chosen). ``chooser="vlm"``
+    lets ``vlm`` (default: the analyzer's backend) pick a numbered box.
     """
     from facescan.pipeline import Analyzer
 
     q = parse_question(question)
-    analyzer = analyzer or Analyzer(describe=True, attributes=attributes_for(q))
+    analyzer = analyzer or Analyzer(describe=True, attributes=attributes_for(q), detector=detector,
+                                    min_quality=min_quality)
     check_chooser(chooser, vlm or analyzer.backend)
     analyzed = analyzer.analyze_one(image, keep_image=chooser == "vlm")
     return answer_question(q, analyzed, chooser, vlm or analyzer.backend), analyzed.result

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from facescan import taxonomy
+from facescan.detect.quality import QualityFloor
 from facescan.schema import Face
+
+#: Under this, an answered face's attributes are flagged as less reliable in the answer's reasons (the
+#: face is still chosen: ``min_quality`` is what takes weak faces out of the choice).
+CAUTION = QualityFloor(size=32, blur=40, yaw=60, outside=0.3)
 
 
 @dataclass
@@ -26,10 +31,11 @@ class Answer:
     reasons: list[str] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     method: str = "descriptors"
+    quality: dict | None = None  # the chosen face's quality record (size, yaw, roll, blur, outside)
 
     def as_dict(self) -> dict:
         return {"question": self.question, "status": self.status, "face": self.face, "box": self.box,
-                "answer": self.answer, "reasons": self.reasons, "method": self.method,
+                "quality": self.quality, "answer": self.answer, "reasons": self.reasons, "method": self.method,
                 "candidates": [{"face": c.index, "summary": c.summary} for c in self.candidates]}
 
 
@@ -77,5 +83,28 @@ def answer_fields(face: Face, asks: list[str]) -> dict:
     if face.explanation and "emotion" in wanted:
         out["explanation"] = face.explanation
     return out
+
+
+def choose(answer: Answer, face: Face, asks: list[str]) -> None:
+    """Record ``face`` as ``answer``'s person: its number, box, quality, the asked fields, and a reason line
+    when it falls under :data:`CAUTION`."""
+    answer.status, answer.face, answer.box = "answered", face.index, face.box.model_dump()
+    answer.answer = answer_fields(face, asks)
+    if face.quality is not None:
+        answer.quality = face.quality.model_dump()
+        weak = CAUTION.failures(face.quality)
+        if weak:
+            answer.reasons.append(f"caution: face #{face.index} is a weak detection ({'; '.join(weak)}): its "
+                                  "attributes are less reliable")
+
+
+def strong_faces(faces: list[Face]) -> tuple[list[Face], list[str]]:
+    """The faces a question can be about: those not marked weak (``min_quality``), and a reason line
+    naming the others."""
+    kept = [f for f in faces if not f.weak]
+    if len(kept) == len(faces):
+        return kept, []
+    left = ", ".join(f"#{f.index} ({'; '.join(f.weak)})" for f in faces if f.weak)
+    return kept, [f"min-quality: {len(kept)} of {len(faces)} faces (left out: {left})"]
 
 

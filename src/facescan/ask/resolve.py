@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from facescan import taxonomy
 from facescan.ask import vocabulary as words
-from facescan.ask.answer import Answer, Candidate, answer_fields, label_of, summarize
+from facescan.ask.answer import Answer, Candidate, choose, label_of, strong_faces, summarize
 from facescan.ask.question import Question, Reference, parse_question
 from facescan.schema import Face
 
@@ -16,10 +16,12 @@ from facescan.schema import Face
 def resolve(question: Question | str, faces: list[Face], min_colour_share: float = 0.06,
             margin: float = 1.5) -> Answer:
     """Choose the face a question refers to (faces carry attributes and, for clothing, hair and
-    eyewear cues, ``description`` from ``--describe``)."""
+    eyewear cues, ``description`` from ``--describe``). Faces marked ``weak`` are not chosen."""
     q = parse_question(question) if isinstance(question, str) else question
     ref = q.reference
-    pool, reasons = _filter(ref, list(faces))
+    faces, left_out = strong_faces(list(faces))
+    pool, reasons = _filter(ref, faces)
+    reasons = left_out + reasons
     if (ref.colours or ref.pattern) and pool:
         pool, why = _by_clothing(ref, pool, min_colour_share, margin)
         reasons.append(why)
@@ -32,10 +34,7 @@ def resolve(question: Question | str, faces: list[Face], min_colour_share: float
         reasons += [why] if why else []
     answer = Answer(question=q.text, status="no match", reasons=reasons)
     if len(pool) == 1:
-        face = pool[0]
-        answer.status, answer.face = "answered", face.index
-        answer.box = face.box.model_dump()
-        answer.answer = answer_fields(face, q.asks)
+        choose(answer, pool[0], q.asks)
     else:
         answer.status = "ambiguous" if pool else "no match"
         answer.candidates = [Candidate(f.index, summarize(f)) for f in (pool or faces)]

@@ -3,6 +3,8 @@ how cut off."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import cv2
 import numpy as np
 
@@ -12,6 +14,63 @@ from facescan.schema import FaceQuality
 
 #: Side of the grey chip the sharpness is measured on (the same scale whatever the face's size).
 BLUR_SIDE = 112
+
+
+@dataclass(frozen=True)
+class QualityFloor:
+    """The least a face must show for its attributes to be predicted (``--min-quality``).
+
+    ``size``: the shorter box side in photo pixels, at least; ``blur``: the sharpness (:func:`blur_variance`),
+    at least; ``yaw``: the head turn, at most this many degrees either way; ``outside``: the fraction of the
+    box the frame cuts off, at most. None is not judged, nor is a yaw a face has no keypoints for.
+    """
+
+    size: float | None = None
+    blur: float | None = None
+    yaw: float | None = None
+    outside: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | QualityFloor | None) -> QualityFloor | None:
+        """``"size=32,blur=40,yaw=60,outside=0.3"`` (any of them) → a floor; None or ``""`` → None.
+
+        Raises ValueError naming the part that cannot be read."""
+        if text is None or isinstance(text, QualityFloor):
+            return text
+        values: dict[str, float] = {}
+        names = [f.name for f in fields(cls)]
+        for part in (p.strip() for p in str(text).split(",")):
+            if not part:
+                continue
+            key, sep, value = (s.strip() for s in part.partition("="))
+            if not sep or key not in names:
+                raise ValueError(f"min-quality {part!r}: write name=value with a name among {', '.join(names)}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"min-quality {part!r}: {value!r} is not a number") from None
+            if not np.isfinite(number) or number < 0 or (key == "outside" and number > 1):
+                raise ValueError(f"min-quality {part!r}: {key} must be a number from 0"
+                                 + (" to 1" if key == "outside" else ""))
+            values[key] = number
+        return cls(**values) if values else None
+
+    def failures(self, quality: FaceQuality) -> list[str]:
+        """Why ``quality`` falls under this floor (empty when it does not)."""
+        out = []
+        if self.size is not None and quality.size < self.size:
+            out.append(f"size {quality.size:g} px < {self.size:g}")
+        if self.blur is not None and quality.blur < self.blur:
+            out.append(f"blur {quality.blur:g} < {self.blur:g}")
+        if self.yaw is not None and quality.yaw is not None and abs(quality.yaw) > self.yaw:
+            out.append(f"yaw {quality.yaw:g}° beyond ±{self.yaw:g}")
+        if self.outside is not None and quality.outside > self.outside:
+            out.append(f"outside {quality.outside:g} > {self.outside:g}")
+        return out
+
+    def __str__(self) -> str:
+        given = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return ",".join(f"{name}={value:g}" for name, value in given if value is not None)
 
 
 def face_quality(face: Detection, chip: np.ndarray, scale: float = 1.0) -> FaceQuality:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from facescan.detect.quality import QualityFloor
 from facescan.imageio import ImageLoadError
 from facescan.pipeline import Analyzer, Prepared, parse_attributes
 from facescan.registry import parse_spec
@@ -58,6 +59,7 @@ class Settings:
     crop_padding: float = 0.25
     explain: bool = False
     describe: bool = False
+    min_quality: str = ""  # a QualityFloor's text: faces under it get no attributes
     video: dict = field(default_factory=dict)  # analyze_video's fps, every, start, end, smooth, person_fps
 
     def identity(self) -> dict:
@@ -65,6 +67,8 @@ class Settings:
         out = asdict(self)
         out["backend"] = without_threads(self.backend)
         out["attributes"] = list(self.attributes)
+        if not self.min_quality:  # folders written before the option existed hold the same settings
+            del out["min_quality"]
         return out
 
 
@@ -137,10 +141,11 @@ _PREPARERS: dict = {}
 
 def _preparer(settings: Settings) -> Analyzer:
     """This worker process's detect-only analyzer (its detector graphs are built once per process)."""
-    key = (settings.detector, settings.attributes, settings.crops, settings.crop_padding)
+    key = (settings.detector, settings.attributes, settings.crops, settings.crop_padding, settings.min_quality)
     if key not in _PREPARERS:
         _PREPARERS[key] = Analyzer(backend=_NoModel(), detector=settings.detector, attributes=settings.attributes,
-                                   crops=settings.crops, crop_padding=settings.crop_padding)
+                                   crops=settings.crops, crop_padding=settings.crop_padding,
+                                   min_quality=settings.min_quality or None)
     return _PREPARERS[key]
 
 
@@ -191,7 +196,7 @@ class Predictor:
         self.analyzer = Analyzer(backend=settings.backend, detector=settings.detector,
                                  attributes=settings.attributes, crops=settings.crops,
                                  crop_padding=settings.crop_padding, explain=settings.explain,
-                                 describe=settings.describe)
+                                 describe=settings.describe, min_quality=settings.min_quality or None)
         if rate_limiter:
             from facescan.scale.ratelimit import limit_requests
 
@@ -268,11 +273,13 @@ def _check_settings(settings: Settings) -> None:
         raise ValueError("--describe needs whole photos (people's clothing and posture), not --crops")
     parse_spec(settings.backend)
     parse_spec(settings.detector)
+    QualityFloor.parse(settings.min_quality)
 
 
 def analyze_on_ray(inputs: Sequence[str] | str, out: str, *, backend: str = "builtin", detector: str = "mediapipe",
                    attributes: str | Sequence[str] | None = None, crops: bool = False, crop_padding: float = 0.25,
-                   explain: bool = False, describe: bool = False, video: dict | None = None,
+                   explain: bool = False, describe: bool = False, min_quality: str | None = None,
+                   video: dict | None = None,
                    address: str | None = None, actors: int | None = None, batch_size: int | None = None,
                    actor_cpus: float = 1.0, actor_gpus: float | None = None, task_cpus: float = cluster.TASK_CPUS,
                    rate: float | None = None, shard_rows: int = SHARD_ROWS, shard_seconds: float = SHARD_SECONDS,
@@ -290,12 +297,16 @@ def analyze_on_ray(inputs: Sequence[str] | str, out: str, *, backend: str = "bui
     before any work."""
     started = time.perf_counter()
     settings = Settings(backend=backend, detector=detector, attributes=parse_attributes(attributes), crops=crops,
-                        crop_padding=crop_padding, explain=explain, describe=describe, video=dict(video or {}))
+                        crop_padding=crop_padding, explain=explain, describe=describe,
+                        min_quality=str(QualityFloor.parse(min_quality) or ""), video=dict(video or {}))
     _check_settings(settings)
     cluster.require()  # before anything is written
     summary = RunSummary(out=str(out))
     listed = list_inputs(inputs, skipped=summary.not_media)
     summary.inputs = len(listed)
+    if settings.min_quality and any(is_video_name(s) for s, _ in listed):
+        raise ValueError("--min-quality is for photos; video tracks choose their own keyframes "
+                         "(analyze the videos without it)")
     writer = ShardWriter(str(out), settings.identity(), shard_rows=shard_rows, shard_seconds=shard_seconds)
     with cluster.folder_lock(writer):
         done, failed_before = writer.done()

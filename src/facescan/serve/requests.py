@@ -37,6 +37,10 @@ class Options(BaseModel):
     backend: str | None = Field(None, description="One of the backends GET /v1/models lists.")
     describe: bool = Field(False, description="Person descriptors (photos only).")
     explain: bool = Field(False, description="Action units and an explanation of each expression (photos only).")
+    min_quality: str | None = Field(None, max_length=200, description=(
+        "Photos: faces under this floor are marked weak with the reasons and get no attributes, e.g. "
+        "size=32,blur=40,yaw=60,outside=0.3 (shorter box side in px, sharpness, head turn in degrees, share "
+        "of the box outside the photo)."))
 
 
 #: A clip's sampling fields: in the JSON body and as multipart form fields (ignored for photos).
@@ -89,7 +93,7 @@ def _multipart_schema(extra: dict, required: list[str]) -> dict:
     props = {"image": {"type": "string", "format": "binary", "description": "The photo."},
              "attributes": {"type": "string", "description": "Comma-separated attributes."},
              "backend": {"type": "string"}, "describe": {"type": "boolean"}, "explain": {"type": "boolean"},
-             **extra}
+             "min_quality": {"type": "string", "maxLength": 200}, **extra}
     return {"type": "object", "properties": props, "required": required}
 
 

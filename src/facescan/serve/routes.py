@@ -121,6 +121,7 @@ def models(state: State = Depends(get_state)) -> dict:
 
 def analyzer_key(state: State, body: Options, attributes=None, describe: bool | None = None) -> AnalyzerKey:
     """The analyzer a request asks for (422 naming an unknown backend or attribute)."""
+    from facescan.detect.quality import QualityFloor
     from facescan.pipeline import parse_attributes
 
     backend = body.backend or state.config.backends[0]
@@ -129,13 +130,14 @@ def analyzer_key(state: State, body: Options, attributes=None, describe: bool | 
                                  f"{', '.join(state.backends)}")
     try:
         wanted = parse_attributes(body.attributes if attributes is None else attributes)
+        floor = str(QualityFloor.parse(body.min_quality) or "")  # one spelling: one analyzer per floor
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
     needed = {*wanted, "emotion"} if body.explain else set(wanted)  # an explanation explains the emotion
     missing = needed - set(state.backends[backend].supported_attributes())
     if missing:
         raise HTTPException(422, f"backend {backend} cannot predict {', '.join(sorted(missing))}")
-    return AnalyzerKey(backend, wanted, body.describe if describe is None else describe, body.explain)
+    return AnalyzerKey(backend, wanted, body.describe if describe is None else describe, body.explain, floor)
 
 
 async def run(state: State, key: AnalyzerKey, data: bytes, keep_image: bool = False):
@@ -175,9 +177,9 @@ async def run_clip(state: State, body: AnalyzeJSON, upload: Upload) -> VideoResu
     if len(upload.data) > config.video_upload_bytes:
         raise HTTPException(413, f"the clip ({len(upload.data) / 1e6:.1f} MB) is over the "
                                  f"{config.video_upload_mb:g} MB limit for clips")
-    if body.describe or body.explain:
-        raise HTTPException(422, "describe and explain are for photos; a clip gets tracks, attributes and "
-                                 "emotion timelines")
+    if body.describe or body.explain or body.min_quality:
+        raise HTTPException(422, "describe, explain and min_quality are for photos; a clip gets tracks, attributes "
+                                 "and emotion timelines")
     key = analyzer_key(state, body)
     options = ClipOptions(fps=body.fps, every=body.every, start=body.start, end=body.end)
     cancel = threading.Event()

@@ -21,6 +21,7 @@ class AnalyzerKey(NamedTuple):
     attributes: tuple[str, ...]
     describe: bool
     explain: bool
+    min_quality: str = ""  # a QualityFloor's text ("" for none)
 
 
 def decode_probe(source) -> None:
@@ -93,7 +94,8 @@ class State:
                 self._analyzers[key] = Analyzer(
                     backend=self.backends[key.backend], detector=self.detector, attributes=key.attributes,
                     describe=self._shared_describer() if key.describe else False,
-                    explain=self._shared_explainer() if key.explain else False)
+                    explain=self._shared_explainer() if key.explain else False,
+                    min_quality=key.min_quality or None)
             return self._analyzers[key]
 
     def video_analyzer_for(self, key: AnalyzerKey):
