@@ -23,7 +23,7 @@ from facescan.evaluate import run_eval
 from facescan.schema import AttributePrediction
 
 from .conftest import shared
-from .dataset_layouts import write_fairface, write_fer2013_folders
+from .dataset_layouts import write_fairface, write_fer2013_folders, write_rafdb, write_utkface
 
 pytest.importorskip("sklearn", reason="eval needs the eval extra (scikit-learn, matplotlib)")
 pytest.importorskip("matplotlib", reason="eval needs the eval extra (scikit-learn, matplotlib)")
@@ -197,7 +197,8 @@ def test_cli_eval_and_compare(tmp_path):
                               "--out", str(tmp_path / "cmp.md")])
     assert res.exit_code == 0, res.output
     table = (tmp_path / "cmp.md").read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| builtin |"))
+    paper = table.split("## Paper-style table")[1]
+    row = next(line for line in paper.splitlines() if line.startswith("| builtin |"))
     assert row.count("fairface") == 3 and "fer2013" in row  # race, gender, age from FairFace; emotion from FER
     bad = runner.invoke(app, ["eval", "--dataset", f"fer2013:{fer}", "--attributes", "race",
                               "--out", str(tmp_path / "c")])
@@ -212,3 +213,38 @@ def test_fairface_val_sample_on_shared_data(tmp_path):
                  progress=False, n_resamples=100)
     assert m["attributes"]["gender"]["accuracy"] > 0.8
     assert m["attributes"]["race"]["fairness"]["race"]["largest_gap"] > 0
+
+
+def test_compare_crosses_the_datasets_a_model_was_trained_on_with_those_it_was_tested_on(tmp_path):
+    runner = CliRunner()
+    utk, _ = write_utkface(tmp_path / "utk")
+    layouts = {"ff": f"fairface:{write_fairface(tmp_path / 'ff', n=21)}", "utk": f"utkface:{utk}",
+               "fer": f"fer2013:{write_fer2013_folders(tmp_path / 'fer')}",
+               "raf": f"rafdb:{write_rafdb(tmp_path / 'raf')}"}
+    splits = {"utk": "all", "raf": "test"}
+    for name, dataset in layouts.items():
+        r = runner.invoke(app, ["eval", "--dataset", dataset, "--split", splits.get(name, "val"),
+                                "--out", str(tmp_path / name), "-q"])
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / name / "metrics.json").read_text())["meta"]["trained_on"]["emotion"] == \
+            ["fer2013"]
+    res = runner.invoke(app, ["eval", "compare", *(str(tmp_path / n) for n in layouts), "--out",
+                              str(tmp_path / "cmp.md")])
+    assert res.exit_code == 0, res.output
+    cross = (tmp_path / "cmp.md").read_text().split("## Cross-dataset")[1].split("## Paper-style")[0]
+    lines = cross.splitlines()
+    header = next(line for line in lines if line.startswith("| backend |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["backend", "attribute", "trained on", "fairface val", "utkface all", "fer2013 val",
+                       "rafdb test"]
+    cells = {c[1]: dict(zip(columns, c)) for c in ([x.strip() for x in line.strip("|").split("|")]
+                                                   for line in lines if line.startswith("| builtin |"))}
+    assert set(cells) == {"age", "gender", "race", "emotion"}
+    assert cells["emotion"]["trained on"] == "fer2013" and cells["age"]["trained on"] == "fairface"
+    assert cells["emotion"]["fer2013 val"].startswith("**")  # in-domain: bold
+    assert not cells["emotion"]["rafdb test"].startswith("**") and cells["emotion"]["rafdb test"].endswith("(rafdb7, n=2)")
+    assert cells["age"]["fairface val"].startswith("**") and "MAE" not in cells["age"]["fairface val"]
+    # the sixth UTKFace file has no race field and is skipped
+    assert ", MAE " in cells["age"]["utkface all"] and cells["age"]["utkface all"].endswith("(age9, n=5)")
+    assert cells["emotion"]["fairface val"] == "–" and cells["race"]["rafdb test"] == "–"
+    assert cells["race"]["utkface all"].endswith("(race5_utk, n=5)")  # compared in UTKFace's coarser races

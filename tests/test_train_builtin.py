@@ -188,3 +188,96 @@ def test_members_of_another_input_size_see_the_input_resized_in_the_graph(tiny):
         views = [(big, t), (small, F.interpolate(t, size=(48, 48), mode="bilinear", align_corners=False))]
         want = sum(torch.softmax(n.eval()(v)["gender"], 1) for n, v in views) / 2
     assert np.abs(got - want.numpy()).max() < 1e-4
+
+
+def _emotion_fixtures(root):
+    """FER2013 folders (train: 12 happy, 3 fear, 1 disgust; val: one each) and a RAF-DB basic train split of 20
+    faces in its official layout (codes 1-7), each image a distinct grey level so it can be traced."""
+    fer, raf = root / "fer", root / "raf"
+    level = iter(range(0, 250, 2))
+    for split, counts in (("train", {"happy": 12, "fear": 3, "disgust": 1}), ("val", {"happy": 1, "fear": 1})):
+        for emotion, n in counts.items():
+            (fer / split / emotion).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(np.full((48, 48), next(level), np.uint8)).save(fer / split / emotion / f"{i}.png")
+    (raf / "EmoLabel").mkdir(parents=True)
+    (raf / "Image" / "aligned").mkdir(parents=True)
+    lines = []
+    for i in range(20):
+        code = 4 if i < 14 else 2  # happy, fear
+        lines.append(f"train_{i + 1:05d}.jpg {code}")
+        Image.fromarray(np.full((100, 100, 3), next(level), np.uint8)).save(
+            raf / "Image" / "aligned" / f"train_{i + 1:05d}_aligned.jpg", quality=100)
+    (raf / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    return fer, raf
+
+
+def test_also_adds_a_mapped_dataset_keeps_its_dev_split_out_and_balances_rare_classes(tmp_path):
+    fer, raf = _emotion_fixtures(tmp_path)
+    spec = builtin.TASKS["fer2013"]
+    cache = tmp_path / "cache"
+    base = builtin.build_cache("fer2013", fer, "train", cache, progress=False)
+    cfg = replace(builtin.DEFAULT_CONFIGS["fer2013"], dev_fraction=0.25)
+    images, labels, devs = builtin.with_also("fer2013", base["images"], {"emotion": base["y_emotion"]},
+                                             [("rafdb", raf)], cache, cfg, progress=False)
+    raf_all = builtin.build_cache("rafdb", raf, "train", cache, progress=False, spec=spec)
+    fer7 = spec.outputs["emotion"]
+    from facescan import taxonomy
+
+    happy, fear = (taxonomy.label_set(fer7).index(e) for e in ("happy", "fear"))
+    assert sorted(set(raf_all["y_emotion"].tolist())) == sorted([happy, fear])  # RAF-DB codes 4, 2 in fer7
+    dev_images, dev_labels = devs["rafdb"]
+    assert len(dev_images) == 5  # 25 % of 20, the same five in every run
+    again = builtin.with_also("fer2013", base["images"], {"emotion": base["y_emotion"]}, [("rafdb", raf)], cache,
+                              cfg, progress=False)[2]["rafdb"][0]
+    assert np.array_equal(again, dev_images)
+    level = lambda batch: {int(np.median(x)) for x in batch}  # noqa: E731
+    assert not level(dev_images) & level(images)  # no dev face is trained on
+    assert len(level(images)) == 16 + 15  # every FER2013 train face and the 15 other RAF-DB faces
+    assert len(images) == len(labels["emotion"]) == 16 + 15
+    balanced = replace(cfg, balance="sqrt")
+    b_images, b_labels, _ = builtin.with_also("fer2013", base["images"], {"emotion": base["y_emotion"]},
+                                              [("rafdb", raf)], cache, balanced, progress=False)
+    counts = np.bincount(labels["emotion"], minlength=7)
+    after = np.bincount(b_labels["emotion"], minlength=7)
+    for c in np.flatnonzero(counts):
+        assert after[c] == counts[c] * min(4, max(1, round(np.sqrt(counts.max() / counts[c]))))
+    assert after[taxonomy.label_set(fer7).index("disgust")] == 4  # 1 face, repeated the most allowed
+    with pytest.raises(ValueError, match="balance must be none or sqrt"):
+        builtin.with_also("fer2013", base["images"], {"emotion": base["y_emotion"]}, [], cache,
+                          replace(cfg, balance="equal"), progress=False)
+
+
+def test_a_model_trained_with_also_records_its_datasets_and_dev_scores(tmp_path):
+    fer, raf = _emotion_fixtures(tmp_path)
+    cfg = replace(builtin.DEFAULT_CONFIGS["fer2013"], epochs=1, widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1),
+                  batch_size=8, threads=1, compute="fp32", balance="sqrt", precision="fp32")
+    out = builtin.train("fer2013", fer, tmp_path / "out", tmp_path / "cache", cfg, run_dir=tmp_path / "run",
+                        also=[("rafdb", raf)])
+    import json
+    import shutil
+
+    import onnx
+
+    from facescan.backends.builtin import BuiltinBackend, models_dir
+
+    info = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["facescan_training"])
+    assert info["datasets"] == ["fer2013", "rafdb"] and 0 <= info["dev"]["rafdb"]["emotion"] <= 1
+    assert info["config"]["balance"] == "sqrt" and info["config"]["dev_seed"] == 17
+    shutil.copy(models_dir() / "fairface.onnx", tmp_path / "out" / "fairface.onnx")
+    assert BuiltinBackend(tmp_path / "out").trained_on() == {"age": ["fairface"], "gender": ["fairface"],
+                                                              "race": ["fairface"], "emotion": ["fer2013", "rafdb"]}
+
+
+def test_labels_that_would_need_a_guess_are_refused(tmp_path):
+    from .dataset_layouts import write_utkface
+
+    utk, _ = write_utkface(tmp_path / "utk")
+    with pytest.raises(ValueError, match=r"race labels \(race5_utk\) do not map onto race7"):
+        builtin.build_cache("utkface", utk, "all", tmp_path / "cache", progress=False, spec=builtin.TASKS["fairface"])
+    from typer.testing import CliRunner
+
+    from facescan.cli import app
+
+    r = CliRunner().invoke(app, ["train", "builtin", "fer2013", str(tmp_path), "--also", "rafdb"])
+    assert r.exit_code == 2 and "write KIND:PATH" in r.output

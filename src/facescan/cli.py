@@ -569,6 +569,11 @@ def train_builtin(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (the recipe's 1 is bit-exact)."),
     compute: Optional[str] = typer.Option(None, "--compute",
                                           help="bf16 (the recipe's) or fp32: faster on CPUs without native bfloat16."),
+    also: Optional[list[str]] = typer.Option(None, "--also", help="KIND:PATH of another dataset whose train split "
+                                             "is added (its labels must map onto the task's, e.g. rafdb for "
+                                             "fer2013); 10 % of it is kept out as a development split."),
+    balance: Optional[str] = typer.Option(None, "--balance", help="none, or sqrt: repeat the images of rare "
+                                          "classes (one-attribute tasks)."),
 ) -> None:
     """Train a built-in model with its seeded recipe and export it to ONNX (needs the train extra)."""
     from dataclasses import replace
@@ -588,7 +593,21 @@ def train_builtin(
         cfg = replace(cfg, epochs=epochs)
     if compute:
         cfg = replace(cfg, compute=compute)
-    path = builtin.train(task, data, out, cache, cfg, run_dir=out / f"run_{task}")
+    if balance:
+        cfg = replace(cfg, balance=balance)
+    extra = []
+    for text in also or []:
+        kind, sep, root = text.partition(":")
+        if not sep or not root:
+            err_console.print(f"[red]error:[/red] --also {escape(text)}: write KIND:PATH, "
+                              "e.g. rafdb:../shared/data/rafdb/basic")
+            raise typer.Exit(2)
+        extra.append((kind, Path(root)))
+    try:
+        path = builtin.train(task, data, out, cache, cfg, run_dir=out / f"run_{task}", also=extra)
+    except (ValueError, FileNotFoundError) as e:
+        err_console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
     console.print(f"exported {path}")
 
 

@@ -27,6 +27,7 @@ class _Model:
     spec: ModelSpec
     session: object
     model_id: str
+    datasets: tuple[str, ...] = ()  # what it was trained on (dataset kinds, as `facescan eval --dataset` names them)
 
 
 class BuiltinBackend:
@@ -65,7 +66,8 @@ class BuiltinBackend:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             meta = session.get_modelmeta().custom_metadata_map
             spec = ModelSpec(**json.loads(meta["facescan_spec"]))
-            self._models.append(_Model(spec, session, f"{spec.name}@{meta.get('facescan_version', 'dev')}"))
+            self._models.append(_Model(spec, session, f"{spec.name}@{meta.get('facescan_version', 'dev')}",
+                                       _training_datasets(meta.get("facescan_training"))))
 
     @classmethod
     def from_spec(cls, folder: str = "", batch_size: str | int = 64, threads: str | int | None = None,
@@ -75,6 +77,10 @@ class BuiltinBackend:
 
     def supported_attributes(self) -> tuple[str, ...]:
         return tuple(a for m in self._models for a in m.spec.outputs)
+
+    def trained_on(self) -> dict[str, list[str]]:
+        """The datasets each attribute's model was trained on, from its metadata: ``{"age": ["fairface"], …}``."""
+        return {a: list(m.datasets) for m in self._models for a in m.spec.outputs if m.datasets}
 
     def predict(self, faces: Sequence[FaceInput], attributes: Sequence[str]) -> list[dict[str, AttributePrediction]]:
         """Distributions for every requested attribute of every face, in batches."""
@@ -101,6 +107,16 @@ class BuiltinBackend:
                             attr, model.spec.outputs[attr], p.tolist(), self.name, model.model_id
                         )
         return [{a: r[a] for a in attributes if a in r} for r in results]
+
+
+def _training_datasets(text: str | None) -> tuple[str, ...]:
+    """A model's training datasets from its ``facescan_training`` metadata: its ``datasets`` list, or else its
+    task, which names the one dataset it was trained on (``fairface``, ``fer2013``)."""
+    try:
+        training = json.loads(text) if text else {}
+        return tuple(training.get("datasets") or [training["config"]["task"]])
+    except (ValueError, KeyError, TypeError):
+        return ()
 
 
 def _flag(value: str | bool) -> bool:

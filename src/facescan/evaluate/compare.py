@@ -28,6 +28,43 @@ def load_run(folder: Path) -> dict:
     return metrics
 
 
+def cross_dataset_lines(runs: list[tuple[Path, dict]]) -> list[str]:
+    """Trained on A, tested on B: a row per backend and attribute with the datasets its model was trained on,
+    a column per dataset and split tested; accuracy % in the label set compared (UTKFace's five races are a
+    coarser view of FairFace's seven), and the age error in years where the data has exact ages.
+    A cell in bold is a test on a dataset the model was trained on (another split of it)."""
+    columns: list[str] = []
+    rows: dict[tuple[str, str], dict] = {}
+    for _, m in runs:
+        ident = m["meta"]["identity"]
+        kind = str(ident.get("dataset") or "").split(":")[0] or "–"
+        column = f"{kind} {ident.get('split') or ''}".strip()
+        trained = (m["meta"].get("trained_on") or {})
+        for attr, a in m["attributes"].items():
+            if not a.get("n") or a.get("accuracy") is None:
+                continue
+            if column not in columns:
+                columns.append(column)
+            row = rows.setdefault((md_cell(ident.get("backend")), attr), {"trained": trained.get(attr), "cells": {}})
+            cell = fmt_number(100 * a["accuracy"], ".1f")
+            if a.get("mae_years") is not None:
+                cell += f", MAE {a['mae_years']:.1f} y"
+            if kind in (row["trained"] or []):
+                cell = f"**{cell}**"
+            row["cells"].setdefault(column, f"{cell} ({md_cell(a.get('label_set'))}, n={a['n']})")
+    if not rows:
+        return []
+    lines = ["", "## Cross-dataset: trained on → tested on (accuracy %; age MAE in years where ages are exact)", "",
+             "| backend | attribute | trained on | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+    for (backend, attr), row in rows.items():
+        trained = ", ".join(row["trained"]) if row["trained"] else "not known"
+        lines.append(f"| {backend} | {attr} | {md_cell(trained)} | "
+                     + " | ".join(row["cells"].get(c, "–") for c in columns) + " |")
+    lines += ["", "Bold: tested on a dataset the model was trained on (another split of it); the rest are tests on "
+              "data from elsewhere. The age MAE takes each predicted age group's middle year."]
+    return lines
+
+
 def compare_markdown(folders: list[Path]) -> str:
     """Markdown: one row per run, then one row per backend with its best-known number per attribute.
 
@@ -60,6 +97,7 @@ def compare_markdown(folders: list[Path]) -> str:
         lines += ["", "Gaps and equalized-odds differences cover only groups with at least "
                   + " / ".join(str(n) for n in sorted(min_ns)) + " items (each run's minimum); smaller groups "
                   "are too few to compare. In brackets: the grouping, and how many of its groups are compared."]
+    lines += cross_dataset_lines(runs)
     lines += ["", "## Paper-style table (accuracy %, label set and dataset in brackets)", "",
               "| backend | " + " | ".join(taxonomy.label_set(c).attribute.replace("age", "age group")
                                           for c in PAPER_COLUMNS) + " |", "|---" * (len(PAPER_COLUMNS) + 1) + "|"]

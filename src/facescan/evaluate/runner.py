@@ -81,7 +81,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
             metrics = score_run(store, n_resamples=n_resamples, seed=seed,
                                 min_group_n=MIN_GROUP_N if min_group_n is None else min_group_n)
             store.set_meta(finished=_now())
-            metrics["meta"] = {**store.meta(), **_described(store, backend)}
+            metrics["meta"] = {**store.meta(), **_described(store, backend), "trained_on": _trained_on(analyzer)}
         finally:
             store.close()
         metrics = json_safe(metrics)
@@ -188,6 +188,13 @@ def _predict_chunk(analyzer, chunk: list, backend: str, wanted: list[str]) -> li
         result = None if isinstance(src, Exception) else next(results)
         rows += _rows(s.id, backend, wanted, result, src)
     return rows
+
+
+def _trained_on(analyzer) -> dict[str, list[str]] | None:
+    """What the backend's models were trained on, per attribute, where it says (the built-in backend does;
+    a VLM's or an API's training data is not known here)."""
+    trained_on = getattr(getattr(analyzer, "backend", None), "trained_on", None)
+    return trained_on() if callable(trained_on) else None
 
 
 def _described(store: RunStore, backend: str) -> dict:

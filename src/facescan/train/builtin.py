@@ -6,6 +6,10 @@ Two tasks: ``fairface`` (one network, three heads: age group, gender, race) and 
     facescan train builtin fairface ../shared/data/fairface --out src/facescan/models
     facescan train builtin fer2013  ../shared/data/fer2013  --out src/facescan/models
 
+``--also KIND:PATH`` adds another dataset's train split whose labels map onto the task's (RAF-DB's
+expressions onto FER2013's), keeping a seeded part of it out as a development split; ``--balance sqrt``
+repeats the images of rare classes.
+
 Images are decoded once into a uint8 cache (``--cache``); augmentation runs on whole
 batches in torch, so no data-loader workers are needed on a small CPU.
 Needs the ``train`` extra (torch, onnx).
@@ -64,6 +68,11 @@ class TrainConfig:
     # arithmetic of training: "bf16" (autocast, the shipped recipes) or "fp32". A CPU without native
     # bfloat16 (AVX-512 BF16 or AMX) emulates it: measured 27 s vs 2.4 s per step on an AVX2-only EPYC
     compute: str = "bf16"
+    # class balance of a one-attribute task: "none", or "sqrt" (each class's images repeated
+    # round(sqrt(largest class / its count)) times, 1 to 4)
+    balance: str = "none"
+    dev_fraction: float = 0.1  # of each --also dataset's train split, kept out of training as its dev split
+    dev_seed: int = 17  # the permutation that picks that dev split
 
 
 _FAIRFACE_64 = {"resize": 72, "crop": 64, "epochs": 30, "threads": 1}
@@ -88,6 +97,13 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
     if path.exists():
         return dict(np.load(path))
     samples = open_dataset(f"{task}:{data_root}", split)
+    for a, set_name in spec.outputs.items():
+        given = {s.label_sets.get(a) for s in samples}
+        if any(s is None for s in given):
+            raise ValueError(f"{task} has no {a} labels, which {spec.name} is trained on")
+        for source in given - {set_name}:
+            if not taxonomy.has_mapping(source, set_name):  # never a guessed finer label
+                raise ValueError(f"{task}'s {a} labels ({source}) do not map onto {set_name}")
     images = np.zeros((len(samples), spec.resize, spec.resize, spec.channels), np.uint8)
     labels = {a: np.zeros(len(samples), np.int64) for a in spec.outputs}
     iterator = samples
@@ -99,7 +115,8 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
         img = prepare_input(load_image(s.path).pixels, spec, padding_in=spec.input_padding, crop=False)
         images[i] = img.reshape(spec.resize, spec.resize, spec.channels)
         for a, set_name in spec.outputs.items():
-            labels[a][i] = taxonomy.label_set(set_name).index(s.labels[a])
+            labels[a][i] = taxonomy.label_set(set_name).index(taxonomy.map_label(s.labels[a], s.label_sets[a],
+                                                                                   set_name))
     data = {"images": images, **{f"y_{a}": v for a, v in labels.items()}}
     np.savez(path, **data)
     return data
@@ -262,9 +279,64 @@ def evaluate_net(net, images, labels: dict, spec: ModelSpec, batch_size=512) -> 
     return {a: c / len(images) for a, c in correct.items()}
 
 
+def evaluate_ensemble(nets, sizes, split, spec: ModelSpec, batch_size=512) -> dict[str, float]:
+    """Top-1 accuracy per head of the nets' averaged probabilities (nets of one input size) on a cached split."""
+    import torch
+
+    if len(set(sizes)) > 1:
+        raise ValueError("evaluate_ensemble needs nets of one input size")
+    images, labels = split
+    for net in nets:
+        net.eval()
+    correct = {a: 0 for a in spec.outputs}
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = _center(_to_tensor(images[i : i + batch_size]), spec.crop)
+            outs = [net(x) for net in nets]
+            for a in spec.outputs:
+                p = sum(torch.softmax(o[a].float(), 1) for o in outs)
+                correct[a] += int((p.argmax(1).numpy() == labels[a][i : i + batch_size]).sum())
+    return {a: c / len(images) for a, c in correct.items()}
+
+
+def with_also(task: str, images: np.ndarray, labels: dict, also, cache_dir: Path, cfg: TrainConfig,
+              progress: bool = True) -> tuple[np.ndarray, dict, dict]:
+    """The task's training data plus each ``also`` dataset's (``[(kind, root), …]``) train split less its
+    development part, then rebalanced by ``cfg.balance``; returns ``(images, labels, dev sets by kind)``.
+
+    Each development split is ``cfg.dev_fraction`` of that dataset, picked by a permutation seeded with
+    ``cfg.dev_seed``, so it is the same in every run and never trained on."""
+    spec = TASKS[task]
+    devs = {}
+    for kind, root in also:
+        extra = build_cache(kind, Path(root), "train", cache_dir, progress=progress, spec=spec)
+        n = len(extra["images"])
+        perm = np.random.default_rng(cfg.dev_seed).permutation(n)
+        cut = int(n * cfg.dev_fraction)
+        dev, kept = np.sort(perm[:cut]), np.sort(perm[cut:])
+        devs[kind] = (extra["images"][dev], {a: extra[f"y_{a}"][dev] for a in spec.outputs})
+        images = np.concatenate([images, extra["images"][kept]])
+        labels = {a: np.concatenate([labels[a], extra[f"y_{a}"][kept]]) for a in spec.outputs}
+    if cfg.balance == "sqrt":
+        if len(spec.outputs) != 1:
+            raise ValueError(f"--balance balances the classes of one attribute; {task} has {len(spec.outputs)}")
+        (y,) = labels.values()
+        counts = np.bincount(y, minlength=len(taxonomy.label_set(next(iter(spec.outputs.values()))).labels))
+        repeat = np.clip(np.round(np.sqrt(counts.max() / np.maximum(counts, 1))), 1, 4).astype(int)
+        idx = np.sort(np.concatenate([np.repeat(np.flatnonzero(y == c), repeat[c]) for c in range(len(counts))]))
+        images, labels = images[idx], {a: v[idx] for a, v in labels.items()}
+    elif cfg.balance != "none":
+        raise ValueError(f"balance must be none or sqrt, not {cfg.balance!r}")
+    return images, labels, devs
+
+
 def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: TrainConfig | None = None,
-          val_split: str | None = "val", run_dir: Path | None = None, stop_after: int | None = None) -> Path:
+          val_split: str | None = "val", run_dir: Path | None = None, stop_after: int | None = None,
+          also=()) -> Path:
     """Train one built-in model, export it to ``out_dir/<spec.file>`` and return that path.
+
+    ``also`` (``[(kind, root), …]``) adds those datasets' train splits, less a development part of each
+    (:func:`with_also`), whose scores go into the model's training record.
 
     With ``config.members > 1`` the recipe trains that many networks (seeds ``seed``,
     ``seed + 1``, …) one after another and exports their average. Each epoch checkpoints to
@@ -283,6 +355,9 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
     data = build_cache(task, data_root, "train", cache_dir)
     images = data["images"]
     labels = {a: data[f"y_{a}"] for a in spec.outputs}
+    if also and any(o.get("resize", spec.resize) != spec.resize for o in cfg.member_overrides):
+        raise ValueError("--also is not built for members of other input sizes")
+    images, labels, devs = with_also(task, images, labels, also, cache_dir, cfg)
     val = None
     if val_split:
         vd = build_cache(task, data_root, val_split, cache_dir)
@@ -315,8 +390,10 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
     if cfg.precision == "int8":
         pick = np.random.default_rng(cfg.seed).choice(len(images), min(512, len(images)), replace=False)
         calibration = _center(_to_tensor(images[np.sort(pick)]), spec.crop).numpy()
-    export_onnx(nets, spec, out_path, {"config": asdict(cfg), "history": histories}, cfg.precision, calibration,
-                sizes=sizes)
+    info = {"config": asdict(cfg), "datasets": [task, *(kind for kind, _ in also)], "history": histories}
+    if devs:
+        info["dev"] = {kind: evaluate_ensemble(nets, sizes, dev, spec) for kind, dev in devs.items()}
+    export_onnx(nets, spec, out_path, info, cfg.precision, calibration, sizes=sizes)
     return out_path
 
 
