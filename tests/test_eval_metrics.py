@@ -139,3 +139,11 @@ def test_count_bootstrap_matches_an_index_bootstrap():
     lo, hi = accuracy_ci(int(correct.sum()), 400, n_resamples=20000, seed=1)
     assert lo == pytest.approx(by_index[0], abs=0.006) and hi == pytest.approx(by_index[1], abs=0.006)
     assert lo < correct.mean() < hi
+
+
+def test_age_error_is_that_of_the_reported_age_in_years_and_the_midpoint_one_is_kept():
+    truth, pred, ages = ["20-29", "30-39", "60-69"], ["20-29", "40-49", None], [22.0, 35.0, 64.0]
+    m = attribute_metrics(truth, pred, "age9", ages, n_resamples=50, predicted_years=[24.0, 41.0, 60.0])
+    assert m["mae_years"] == pytest.approx((2 + 6) / 2)  # the invalid answer is not scored
+    assert m["mae_years_midpoint"] == pytest.approx((abs(24.5 - 22) + abs(44.5 - 35)) / 2)
+    assert attribute_metrics(truth, pred, "age9", ages, n_resamples=50)["mae_years"] == m["mae_years_midpoint"]

@@ -27,7 +27,7 @@ import facescan
 from facescan.cli import app
 from facescan.imageio import ImageLoadError, load_image
 from facescan.pipeline import Analyzer
-from facescan.tables import expected_age, safe_name
+from facescan.tables import age_in_years, safe_name
 from tests.conftest import shared
 
 
@@ -153,10 +153,12 @@ def test_csv_and_dataframe_share_columns(photo, tmp_path):
     assert list(pd.read_csv(out).columns) == list(facescan.to_dataframe(facescan.analyze(photo)).columns)
 
 
-def test_expected_age_and_names():
-    assert expected_age({"20-29": 1.0}) == (25.0, 21.0, 29.0)
-    mean, low, high = expected_age({"20-29": 0.5, "40-49": 0.5})
-    assert mean == 35.0 and low < 25 < 45 < high
+def test_age_in_years_and_names():
+    assert age_in_years({"20-29": 1.0}) == (25.0, 21.0, 29.0)
+    age, low, high = age_in_years({"20-29": 0.5, "40-49": 0.5})
+    assert age == 35.0 and low < 25 < 45 < high  # the middle of the gap between the two groups
+    assert age_in_years({"0-2": 0.6, "3-9": 0.4})[0] == 2.5  # the median: 60 % of the mass lies below 3 years
+    assert age_in_years({"20-29": 0.6, "60-69": 0.4})[0] == 28.3  # the median; the mean would say 41
     assert safe_name("70+") == "70_plus" and safe_name("AU1+2") == "au1_2" and safe_name("East Asian") == "east_asian"
 
 

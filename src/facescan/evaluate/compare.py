@@ -61,7 +61,7 @@ def cross_dataset_lines(runs: list[tuple[Path, dict]]) -> list[str]:
         lines.append(f"| {backend} | {attr} | {md_cell(trained)} | "
                      + " | ".join(row["cells"].get(c, "–") for c in columns) + " |")
     lines += ["", "Bold: tested on a dataset the model was trained on (another split of it); the rest are tests on "
-              "data from elsewhere. The age MAE takes each predicted age group's middle year."]
+              "data from elsewhere. The age MAE is that of the age in years each face is reported with (`age_years`)."]
     return lines
 
 

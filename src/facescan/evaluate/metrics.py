@@ -69,8 +69,12 @@ def macro_f1_of_confusions(conf: np.ndarray, k: int) -> np.ndarray:
 
 def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label_set: str,
                       exact_ages: Sequence[float | None] | None = None, n_resamples: int = 1000,
-                      seed: int = 0) -> dict:
-    """Every metric of one attribute; labels are canonical labels of ``label_set``."""
+                      seed: int = 0, predicted_years: Sequence[float | None] | None = None) -> dict:
+    """Every metric of one attribute; labels are canonical labels of ``label_set``.
+
+    Against ``exact_ages``: ``mae_years`` is the error of ``predicted_years`` (the age in years a face is
+    reported with, where given), else of the predicted group's middle year; ``mae_years_midpoint`` is
+    always the latter."""
     ls = taxonomy.label_set(label_set)
     labels = list(ls.labels)
     yt, yp = list(y_true), _encode(y_pred)
@@ -115,5 +119,10 @@ def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label
         if exact_ages is not None and any(a is not None for a in exact_ages):
             errors = [abs(taxonomy.age_group_midpoint(p, ls) - a) for p, a in zip(yp, exact_ages)
                       if p != INVALID and a is not None]
-            out["mae_years"] = float(np.mean(errors)) if errors else None
+            out["mae_years_midpoint"] = float(np.mean(errors)) if errors else None
+            out["mae_years"] = out["mae_years_midpoint"]
+            if predicted_years is not None:
+                errors = [abs(y - a) for p, y, a in zip(yp, predicted_years, exact_ages)
+                          if p != INVALID and a is not None and y is not None]
+                out["mae_years"] = float(np.mean(errors)) if errors else None
     return out

@@ -217,7 +217,7 @@ def _problems(problems: list[str]) -> list[str]:
 
 def _summary(attributes: dict[str, dict]) -> list[str]:
     md = ["## Summary", "", "| attribute | label set | n | accuracy (95% CI) | macro-F1 | balanced acc. | "
-          "±1 group | MAE (years) | invalid | largest group gap (95% CI) |", "|---" * 10 + "|"]
+          "±1 group | MAE (years)¹ | invalid | largest group gap (95% CI) |", "|---" * 10 + "|"]
     for attr, m in attributes.items():
         if not m.get("n"):
             md.append(f"| {md_cell(attr)} | – | 0 | – | – | – | – | – | – | – |")
@@ -227,6 +227,11 @@ def _summary(attributes: dict[str, dict]) -> list[str]:
                   f"{fmt_number(m.get('balanced_accuracy'))} | "
                   f"{fmt_number(m.get('within_one_group'))} | {fmt_number(m.get('mae_years'), '.1f')} | "
                   f"{fmt_number(m.get('invalid_rate'))} | {md_cell(widest(m.get('fairness')))} |")
+    midpoint = next((m["mae_years_midpoint"] for m in attributes.values() if m.get("mae_years_midpoint") is not None),
+                    None)
+    if midpoint is not None:
+        md += ["", "¹ Against exact ages: the age in years each face is reported with (`age_years`, the median of its "
+               f"age-group distribution). The top group's middle year is off by {midpoint:.1f} years."]
     return md
 
 

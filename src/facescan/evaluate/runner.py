@@ -223,6 +223,19 @@ def _common_set(truth_set: str, pred_set: str) -> str:
     raise ValueError(f"predictions in {pred_set} cannot be compared with labels in {truth_set}")
 
 
+def _years(pred: dict) -> float | None:
+    """The age in years a face's age prediction is reported with (``age_years`` of its table row: the
+    median of its group distribution), or None."""
+    from facescan.tables import age_in_years
+
+    probabilities = pred["probabilities"]
+    if isinstance(probabilities, str):  # left unparsed by RunStore.predictions
+        probabilities = json.loads(probabilities)
+    if pred["label"] is None or not probabilities or pred["label_set"] not in ("age9", "age5"):
+        return None
+    return age_in_years(probabilities, pred["label_set"])[0]
+
+
 def _to_set(pred: dict, target: str) -> str | None:
     if pred["label"] is None:
         return None
@@ -273,7 +286,7 @@ def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets
     rows = [(it, p) for it, p in rows if not _failed(p)]
     pred_set = next((p["label_set"] for _, p in rows if p["label_set"]), truth_set)
     common = _common_set(truth_set, pred_set) if rows else truth_set
-    y_true, y_pred, ages, kept = [], [], [], []
+    y_true, y_pred, ages, kept, years = [], [], [], [], []
     for it, p in rows:
         t = taxonomy.map_label(it["labels"][attr], truth_set, common)
         if t is None:
@@ -281,12 +294,14 @@ def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets
         y_true.append(t)
         y_pred.append(_to_set(p, common))
         ages.append(it["exact_age"])
+        years.append(_years(p) if it["exact_age"] is not None else None)
         kept.append(it)
         if y_pred[-1] is None:
             errors[_short(p["error"] or f"no {common} label for the answer {p['label']!r}")] += 1
     if not y_true:
         return {"n": 0, "failed_images": failed, "errors": _top(errors)}
-    m = attribute_metrics(y_true, y_pred, common, ages, n_resamples=n_resamples, seed=seed)
+    m = attribute_metrics(y_true, y_pred, common, ages, n_resamples=n_resamples, seed=seed,
+                          predicted_years=years if attr == "age" else None)
     m["failed_images"] = failed
     m["errors"] = _top(errors)
     m["prediction_label_set"] = pred_set
