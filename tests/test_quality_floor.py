@@ -100,7 +100,7 @@ def test_ask_leaves_weak_faces_out_and_cautions_about_a_weak_choice():
     faces = [_face(0, 10, 20), _face(1, 200, 90), _face(2, 400, 95, "male")]
     answer = resolve("How old is the leftmost woman?", faces)
     assert answer.status == "answered" and answer.face == 0
-    assert any(r.startswith("caution: face #0 is a weak detection (size 20 px < 32") for r in answer.reasons)
+    assert any(r.startswith("caution: face #0 is a weak detection (size 20 px < 24") for r in answer.reasons)
     assert answer.quality["size"] == 20 and answer.as_dict()["quality"] == answer.quality
     faces[0].weak = QualityFloor(size=32).failures(faces[0].quality)
     answer = resolve("How old is the leftmost woman?", faces)
@@ -110,7 +110,7 @@ def test_ask_leaves_weak_faces_out_and_cautions_about_a_weak_choice():
         f.weak = ["size < 1000"]
     answer = resolve("How old is the man?", faces)
     assert answer.status == "no match" and answer.candidates == []
-    assert CAUTION.size == 32  # the caution floor the README states
+    assert str(CAUTION) == "size=24,blur=40,yaw=60,outside=0.3"  # the caution floor the README states
 
 
 def test_cli_analyze_and_ask_take_the_floor_and_refuse_a_bad_one(tmp_path):
