@@ -249,3 +249,24 @@ def test_compare_crosses_the_datasets_a_model_was_trained_on_with_those_it_was_t
     assert ", MAE " in cells["age"]["utkface all"] and cells["age"]["utkface all"].endswith("(age9, n=5)")
     assert cells["emotion"]["fairface val"] == "–" and cells["race"]["rafdb test"] == "–"
     assert cells["race"]["utkface all"].endswith("(race5_utk, n=5)")  # compared in UTKFace's coarser races
+
+
+def test_a_store_from_before_predictions_had_a_value_opens_and_gains_the_column(tmp_path):
+    from facescan.evaluate.store import RunStore
+
+    path = tmp_path / "predictions.sqlite"
+    with sqlite3.connect(path) as con:
+        con.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE items (id TEXT PRIMARY KEY, position INTEGER NOT NULL, labels TEXT NOT NULL, exact_age REAL);"
+            "CREATE TABLE predictions (item_id TEXT NOT NULL, attribute TEXT NOT NULL, backend TEXT NOT NULL, "
+            "label TEXT, label_set TEXT NOT NULL, probabilities TEXT NOT NULL, raw TEXT, error TEXT, model TEXT, "
+            "mode TEXT, prompt TEXT, PRIMARY KEY (item_id, attribute, backend));"
+            "INSERT INTO predictions VALUES ('a', 'age', 'b', '20-29', 'age9', '{}', NULL, NULL, 'm', NULL, NULL);")
+    store = RunStore(path)
+    assert store.predictions("b")[("a", "age")]["value"] is None
+    store.add_predictions([{"item_id": "c", "attribute": "age", "backend": "b", "label": "30-39", "label_set": "age9",
+                            "probabilities": {}, "raw": None, "error": None, "model": "m", "mode": None,
+                            "prompt": None, "value": 33.5}])
+    assert store.predictions("b")[("c", "age")]["value"] == 33.5
+    store.close()

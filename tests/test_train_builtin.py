@@ -269,15 +269,116 @@ def test_a_model_trained_with_also_records_its_datasets_and_dev_scores(tmp_path)
                                                               "race": ["fairface"], "emotion": ["fer2013", "rafdb"]}
 
 
-def test_labels_that_would_need_a_guess_are_refused(tmp_path):
+def test_coarser_labels_are_kept_as_they_are_never_guessed_finer(tmp_path):
     from .dataset_layouts import write_utkface
 
-    utk, _ = write_utkface(tmp_path / "utk")
-    with pytest.raises(ValueError, match=r"race labels \(race5_utk\) do not map onto race7"):
-        builtin.build_cache("utkface", utk, "all", tmp_path / "cache", progress=False, spec=builtin.TASKS["fairface"])
+    utk, names = write_utkface(tmp_path / "utk")
+    data = builtin.build_cache("utkface", utk, "all", tmp_path / "cache", progress=False,
+                               spec=builtin.TASKS["fairface"])
+    labels = builtin.label_arrays(data)
+    assert (labels["race"] == -1).all()  # no FairFace race is guessed from UTKFace's five
+    from facescan import taxonomy
+
+    coarse = taxonomy.label_set("race5_utk").labels
+    assert sorted(coarse[i] for i in labels["race@race5_utk"]) == sorted(["asian", "white", "others", "indian",
+                                                                          "white"])
+    assert sorted(labels["age_years"].tolist()) == [1.0, 25.0, 34.0, 72.0, 116.0]
+    assert (labels["age"] >= 0).all() and (labels["gender"] >= 0).all()
+    with pytest.raises(ValueError, match="fer2013 has no age labels"):
+        from .dataset_layouts import write_fer2013_folders
+
+        builtin.build_cache("fer2013", write_fer2013_folders(tmp_path / "fer", "train"), "train", tmp_path / "c2",
+                            progress=False, spec=builtin.TASKS["fairface"])
     from typer.testing import CliRunner
 
     from facescan.cli import app
 
     r = CliRunner().invoke(app, ["train", "builtin", "fer2013", str(tmp_path), "--also", "rafdb"])
     assert r.exit_code == 2 and "write KIND:PATH" in r.output
+
+
+def test_the_loss_sums_fine_probabilities_into_a_coarse_label_and_years_into_groups():
+    spec = replace(builtin.TASKS["fairface"], age_years=True)
+    cfg = replace(builtin.DEFAULT_CONFIGS["fairface"], label_smoothing=0.0)
+    g = torch.Generator().manual_seed(0)
+    out = {"age": torch.randn(2, 101, generator=g), "gender": torch.randn(2, 2, generator=g),
+           "race": torch.randn(2, 7, generator=g)}
+    from facescan import taxonomy
+
+    asian = taxonomy.label_set("race5_utk").index("asian")
+    labels = {"age": np.array([3, -1]), "gender": np.array([0, 1]), "race": np.array([-1, 2]),
+              "race@race5_utk": np.array([asian, -1]), "age_years": np.array([np.nan, 30.0], np.float32)}
+    loss = builtin._loss(out, labels, np.array([0, 1]), spec, cfg)
+    p_years = torch.softmax(out["age"], 1)
+    p_race = torch.softmax(out["race"], 1)
+    fine = taxonomy.label_set("race7")
+    asian_fine = [fine.index("east_asian"), fine.index("southeast_asian")]
+    groups = taxonomy.age_year_groups()
+    years = torch.arange(101) + 0.5
+    target = torch.softmax(-0.5 * ((years - 30.5) / cfg.age_sigma) ** 2, 0)
+    by_hand = (-torch.log(p_years[0, [y for y in range(101) if groups[y] == 3]].sum())  # item 0: age group 3
+               - torch.log(torch.softmax(out["gender"], 1)[[0, 1], [0, 1]]).sum()
+               - torch.log(p_race[1, 2])  # item 1: a FairFace race
+               - torch.log(p_race[0, asian_fine].sum())  # item 0: UTKFace's "asian", east or southeast
+               - (target * torch.log(p_years[1])).sum()) / 2  # item 1: an exact age of 30
+    assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
+    plain = {"age": np.array([3, 4]), "gender": np.array([0, 1]), "race": np.array([1, 2])}
+    assert builtin._plain_labels(plain, builtin.TASKS["fairface"])
+    assert not builtin._plain_labels(labels, builtin.TASKS["fairface"])
+
+
+def test_an_exact_age_model_trained_with_utkface_exports_years_and_groups(tmp_path):
+    from .dataset_layouts import write_utkface
+
+    ff = _fairface_fixture(tmp_path / "ff")
+    utk, _ = write_utkface(tmp_path / "utk")
+    # two members, the second at another input size, as the FairFace recipe has
+    cfg = replace(builtin.DEFAULT_CONFIGS["fairface"], epochs=1, widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1),
+                  batch_size=16, threads=1, members=2, compute="fp32", exact_age=True, precision="fp32",
+                  dev_fraction=0.4, member_overrides=({}, {"resize": 72, "crop": 64, "seed_offset": 1}))
+    out = builtin.train("fairface", ff, tmp_path / "out", tmp_path / "cache", cfg, run_dir=tmp_path / "run",
+                        also=[("utkface", utk)])
+    import json
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["age", "gender", "race", "age_years"]
+    x = np.random.default_rng(0).uniform(0, 255, (3, 3, 80, 80)).astype(np.float32)
+    age, _, _, years = session.run(None, {"pixels": x})
+    assert years.shape == (3, 101) and np.allclose(years.sum(1), 1, atol=1e-5)
+    from facescan import taxonomy
+
+    groups = np.array(taxonomy.age_year_groups())
+    assert np.allclose(age, np.stack([years[:, groups == k].sum(1) for k in range(9)], 1), atol=1e-6)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["facescan_spec"])["age_years"] is True
+    info = json.loads(meta["facescan_training"])
+    assert info["datasets"] == ["fairface", "utkface"] and info["config"]["exact_age"] is True
+    assert {"race@race5_utk", "age_years_mae", "gender"} <= set(info["dev"]["utkface"])
+    assert "race" not in info["dev"]["utkface"]  # UTKFace has no FairFace race to score
+    import shutil
+
+    from facescan.backends.base import FaceInput
+    from facescan.backends.builtin import BuiltinBackend, models_dir
+    from facescan.tables import age_from_years, attribute_columns
+
+    shutil.copy(models_dir() / "emotion.onnx", tmp_path / "out" / "emotion.onnx")
+    backend = BuiltinBackend(tmp_path / "out", tta=False)
+    chip = np.random.default_rng(1).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    age = backend.predict([FaceInput(chip=chip, padding=0.25)], ["age", "gender"])[0]["age"]
+    low, high = age.interval
+    assert low <= age.value <= high and age.label_set == "age9"
+    row = attribute_columns("age", age)
+    assert (row["age_years"], row["age_years_low"], row["age_years_high"]) == (age.value, low, high)
+    assert age_from_years(np.eye(101)[30]) == (30.5, 30.1, 30.9)
+    from facescan.evaluate import run_eval
+
+    metrics = run_eval(f"utkface:{utk}", "all", f"builtin:{tmp_path / 'out'}", tmp_path / "eval", progress=False,
+                       n_resamples=20)
+    from facescan.evaluate.store import RunStore
+
+    stored = RunStore(tmp_path / "eval" / "predictions.sqlite").predictions(f"builtin:{tmp_path / 'out'}")
+    values = [p["value"] for (_, a), p in stored.items() if a == "age"]
+    assert len(values) == 5 and all(v is not None for v in values)  # the model's own ages are what eval scores
+    assert metrics["attributes"]["age"]["mae_years"] != metrics["attributes"]["age"]["mae_years_midpoint"]

@@ -574,6 +574,9 @@ def train_builtin(
                                              "fer2013); 10 % of it is kept out as a development split."),
     balance: Optional[str] = typer.Option(None, "--balance", help="none, or sqrt: repeat the images of rare "
                                           "classes (one-attribute tasks)."),
+    exact_age: bool = typer.Option(False, "--exact-age", help="fairface: the age head predicts whole years, "
+                                   "trained on the exact ages of an --also dataset (utkface) and on the age groups "
+                                   "of the rest; the model then gives each face an age in years."),
 ) -> None:
     """Train a built-in model with its seeded recipe and export it to ONNX (needs the train extra)."""
     from dataclasses import replace
@@ -595,6 +598,8 @@ def train_builtin(
         cfg = replace(cfg, compute=compute)
     if balance:
         cfg = replace(cfg, balance=balance)
+    if exact_age:
+        cfg = replace(cfg, exact_age=True)
     extra = []
     for text in also or []:
         kind, sep, root = text.partition(":")

@@ -30,6 +30,10 @@ class AttributePrediction(BaseModel):
     error: str | None = None
     mode: str | None = None  # VLM backends: "scoring" or "generation"
     prompt: str | None = None  # VLM backends: the prompt preset
+    # a number the attribute is also given as, from a model that predicts it (age: years, the median of the
+    # model's distribution over whole years) with its central 80 % interval
+    value: float | None = None
+    interval: tuple[float, float] | None = None
 
     @property
     def valid(self) -> bool:

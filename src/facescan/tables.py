@@ -88,7 +88,9 @@ def attribute_columns(name: str, a: AttributePrediction) -> dict:
         row[f"{name}_raw"] = a.raw
     for label, p in a.probabilities.items():
         row[f"{name}_p_{safe_name(label)}"] = round(p, 4)
-    if name == "age" and a.valid and a.label_set in ("age9", "age5"):
+    if name == "age" and a.valid and a.value is not None and a.interval is not None:  # an exact-age model's
+        row["age_years"], (row["age_years_low"], row["age_years_high"]) = a.value, a.interval
+    elif name == "age" and a.valid and a.label_set in ("age9", "age5"):
         row["age_years"], row["age_years_low"], row["age_years_high"] = age_in_years(a.probabilities, a.label_set)
     return row
 
@@ -110,8 +112,23 @@ def age_in_years(probabilities: dict[str, float], label_set: str = "age9") -> tu
         edges.append((low, (high + 1) if high is not None else low + OPEN_AGE_GROUP_SPAN))
     p = np.array([probabilities.get(label, 0.0) for label in labels], dtype=np.float64)
     p = p / p.sum()
-    cumulative = np.concatenate([[0.0], np.cumsum(p)])
     bounds = np.array([edges[0][0], *[hi for _, hi in edges]], dtype=np.float64)
+    return _median_and_interval(p, bounds)
+
+
+def age_from_years(probabilities: Sequence[float]) -> tuple[float, float, float]:
+    """An age in years and its central :data:`AGE_INTERVAL` interval from a distribution over whole years
+    0 … ``taxonomy.AGE_YEARS_TOP`` (an exact-age model's): each year's probability spread over that year."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    bounds = np.arange(len(p) + 1, dtype=np.float64)
+    bounds[-1] = len(p) - 1 + OPEN_AGE_GROUP_SPAN / 2  # the last bin is "that age or older"
+    return _median_and_interval(p / p.sum(), bounds)
+
+
+def _median_and_interval(p: np.ndarray, bounds: np.ndarray) -> tuple[float, float, float]:
+    """Median and central :data:`AGE_INTERVAL` interval of probabilities ``p`` spread evenly over the bins
+    ``bounds[i] … bounds[i + 1]``."""
+    cumulative = np.concatenate([[0.0], np.cumsum(p)])
 
     def quantile(q: float) -> float:
         # the inverse of the piecewise-linear distribution function; on a flat stretch (no probability

@@ -196,6 +196,17 @@ def age_to_group(age: float, labels: str | LabelSet = AGE_FAIRFACE9) -> str:
     return ls.labels[idx]
 
 
+#: Models with an exact-age head predict a distribution over whole years 0 … AGE_YEARS_TOP (the last bin:
+#: that age or older).
+AGE_YEARS_TOP = 100
+
+
+def age_year_groups(labels: str | LabelSet = AGE_FAIRFACE9) -> list[int]:
+    """For each whole year 0 … :data:`AGE_YEARS_TOP`, the index of its group in ``labels``."""
+    ls = label_set(labels)
+    return [ls.index(age_to_group(year, ls)) for year in range(AGE_YEARS_TOP + 1)]
+
+
 def age_group_range(group: str, labels: str | LabelSet = AGE_FAIRFACE9) -> tuple[int, int | None]:
     """Inclusive ``(low, high)`` years of an age group; ``high`` is None for the open top group."""
     ls = label_set(labels)

@@ -13,6 +13,7 @@ import numpy as np
 from facescan.backends.base import FaceInput
 from facescan.backends.builtin_model import ModelSpec, prepare_input
 from facescan.schema import AttributePrediction
+from facescan.tables import age_from_years
 
 MODEL_FILES = ("fairface.onnx", "emotion.onnx")
 
@@ -97,15 +98,21 @@ class BuiltinBackend:
                 batch = np.stack([prepare_input(f.chip, model.spec, f.padding) for f in chunk])
                 # NCHW, C-contiguous: a strided view costs onnxruntime a slow copy
                 batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
-                outputs = model.session.run(wanted, {"pixels": batch})
+                # an exact-age model's distribution over years gives the age in years
+                names = wanted + (["age_years"] if model.spec.age_years and "age" in wanted else [])
+                outputs = model.session.run(names, {"pixels": batch})
                 if self.tta:
-                    mirrored = model.session.run(wanted, {"pixels": np.ascontiguousarray(batch[..., ::-1])})
+                    mirrored = model.session.run(names, {"pixels": np.ascontiguousarray(batch[..., ::-1])})
                     outputs = [(a + b) / 2 for a, b in zip(outputs, mirrored)]
                 for attr, probs in zip(wanted, outputs):
                     for i, p in enumerate(probs):
                         results[start + i][attr] = AttributePrediction.from_probabilities(
                             attr, model.spec.outputs[attr], p.tolist(), self.name, model.model_id
                         )
+                if len(names) > len(wanted):
+                    for i, years in enumerate(outputs[-1]):
+                        value, low, high = age_from_years(years)
+                        results[start + i]["age"].value, results[start + i]["age"].interval = value, (low, high)
         return [{a: r[a] for a in attributes if a in r} for r in results]
 
 

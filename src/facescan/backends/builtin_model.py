@@ -24,6 +24,9 @@ class ModelSpec:
     crop: int  # ... then centre-cropped to crop x crop
     channels: int  # 3 = RGB, 1 = grayscale
     outputs: dict[str, str] = field(default_factory=dict)  # attribute -> label-set name
+    # the age head predicts whole years 0 … taxonomy.AGE_YEARS_TOP; the graph's "age" output sums them into
+    # the age label set's groups, and its "age_years" output is the distribution over years
+    age_years: bool = False
 
 
 def prepare_input(chip: np.ndarray, spec: ModelSpec, padding_in: float, crop: bool = True) -> np.ndarray:

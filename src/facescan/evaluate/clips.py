@@ -66,7 +66,7 @@ def predict_clip(analyzer, sample, backend: str, attributes: list[str], fps: flo
             continue
         rows.append({**base, "attribute": a, "label": p.label, "label_set": p.label_set,
                      "probabilities": p.probabilities if p.label is not None else {}, "raw": raw, "error": p.error,
-                     "model": p.model, "mode": p.mode, "prompt": p.prompt})
+                     "model": p.model, "mode": p.mode, "prompt": p.prompt, "value": p.value})
     return rows
 
 

@@ -212,7 +212,8 @@ def _rows(item_id: str, backend: str, attributes: list[str], result, source) -> 
     preds = result.faces[0].attributes
     return [{**base, "attribute": a, "label": preds[a].label, "label_set": preds[a].label_set,
              "probabilities": preds[a].probabilities, "raw": preds[a].raw, "error": preds[a].error,
-             "model": preds[a].model, "mode": preds[a].mode, "prompt": preds[a].prompt} for a in attributes]
+             "model": preds[a].model, "mode": preds[a].mode, "prompt": preds[a].prompt, "value": preds[a].value}
+            for a in attributes]
 
 
 def _common_set(truth_set: str, pred_set: str) -> str:
@@ -224,10 +225,12 @@ def _common_set(truth_set: str, pred_set: str) -> str:
 
 
 def _years(pred: dict) -> float | None:
-    """The age in years a face's age prediction is reported with (``age_years`` of its table row: the
-    median of its group distribution), or None."""
+    """The age in years a face's age prediction is reported with (``age_years`` of its table row: an exact-age
+    model's own, else the median of its group distribution), or None."""
     from facescan.tables import age_in_years
 
+    if pred["label"] is not None and pred.get("value") is not None:
+        return float(pred["value"])
     probabilities = pred["probabilities"]
     if isinstance(probabilities, str):  # left unparsed by RunStore.predictions
         probabilities = json.loads(probabilities)

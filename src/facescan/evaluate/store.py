@@ -22,7 +22,7 @@ _TABLES = {
     "items": "id TEXT PRIMARY KEY, position INTEGER NOT NULL, labels TEXT NOT NULL, exact_age REAL",
     "predictions": "item_id TEXT NOT NULL, attribute TEXT NOT NULL, backend TEXT NOT NULL, label TEXT, "
                    "label_set TEXT NOT NULL, probabilities TEXT NOT NULL, raw TEXT, error TEXT, model TEXT, "
-                   "mode TEXT, prompt TEXT, PRIMARY KEY (item_id, attribute, backend)",
+                   "mode TEXT, prompt TEXT, value REAL, PRIMARY KEY (item_id, attribute, backend)",
 }
 _SCHEMA = "BEGIN;" + "".join(f"CREATE TABLE IF NOT EXISTS {t} ({cols});" for t, cols in _TABLES.items()) + "COMMIT;"
 
@@ -81,6 +81,9 @@ class RunStore:
         for table, cols in _TABLES.items():
             want = [c.split()[0] for c in cols.split(", PRIMARY KEY")[0].split(", ")]
             have = [r[1] for r in self.db.execute(f"PRAGMA table_info({table})")]
+            if table == "predictions" and have == want[:-1]:  # a run stored before predictions had a value
+                self.db.execute("ALTER TABLE predictions ADD COLUMN value REAL")
+                have = want
             if have != want:
                 raise sqlite3.DatabaseError(f"its {table} table has the columns {', '.join(have)}")
         self.meta()  # every stored value must be readable JSON
@@ -153,12 +156,13 @@ class RunStore:
 
     @_guarded
     def add_predictions(self, rows: list[dict]) -> None:
-        """Rows with item_id, attribute, backend, label, label_set, probabilities, raw, error, model, mode, prompt."""
+        """Rows with item_id, attribute, backend, label, label_set, probabilities, raw, error, model, mode, prompt
+        and, where the prediction has one, value (an age in years)."""
         with self._transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO predictions VALUES (:item_id, :attribute, :backend, :label, :label_set, "
-                ":probabilities, :raw, :error, :model, :mode, :prompt)",
-                [{**r, "probabilities": json.dumps(r["probabilities"])} for r in rows])
+                ":probabilities, :raw, :error, :model, :mode, :prompt, :value)",
+                [{**r, "probabilities": json.dumps(r["probabilities"]), "value": r.get("value")} for r in rows])
 
     @_guarded
     def items(self) -> list[dict]:
@@ -170,10 +174,11 @@ class RunStore:
         """Every stored prediction of ``backend`` by (item id, attribute); ``parse_probabilities=False``
         leaves each probability dict as its JSON text (scoring parses only the few it needs)."""
         cur = self.db.execute("SELECT item_id, attribute, label, label_set, probabilities, raw, error, model, mode, "
-                              "prompt FROM predictions WHERE backend = ?", [backend])
+                              "prompt, value FROM predictions WHERE backend = ?", [backend])
         parse = json.loads if parse_probabilities else str
         return {(r[0], r[1]): {"label": r[2], "label_set": r[3], "probabilities": parse(r[4]), "raw": r[5],
-                               "error": r[6], "model": r[7], "mode": r[8], "prompt": r[9]} for r in cur}
+                               "error": r[6], "model": r[7], "mode": r[8], "prompt": r[9], "value": r[10]}
+                for r in cur}
 
     @_guarded
     def distinct(self, backend: str, column: str) -> list[str]:

@@ -73,7 +73,12 @@ class TrainConfig:
     balance: str = "none"
     dev_fraction: float = 0.1  # of each --also dataset's train split, kept out of training as its dev split
     dev_seed: int = 17  # the permutation that picks that dev split
+    exact_age: bool = False  # the age head predicts whole years (trained on exact ages where the data has them)
+    age_sigma: float = 2.0  # years: the spread of an exact age's target distribution
 
+
+#: The split of an ``--also`` dataset that is trained on (UTKFace has no official split: all of it).
+TRAIN_SPLITS = {"utkface": "all"}
 
 _FAIRFACE_64 = {"resize": 72, "crop": 64, "epochs": 30, "threads": 1}
 DEFAULT_CONFIGS = {
@@ -88,7 +93,10 @@ DEFAULT_CONFIGS = {
 # ------------------------------------------------------------------------------- data cache
 def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progress: bool = True,
                 spec: ModelSpec | None = None) -> dict:
-    """Decode a split once into uint8 arrays at the model's ``resize`` size (cached as .npz)."""
+    """Decode a split once into uint8 arrays at the model's ``resize`` size (cached as .npz), with its labels
+    (:func:`label_arrays`): each attribute's index in the model's label set (-1: not known there), an index in
+    a coarser set the data has instead (UTKFace's five races: ``y_race@race5_utk``), and exact ages in years
+    (``y_age_years``, NaN where unknown)."""
     from facescan.datasets import open_dataset
 
     spec = spec or TASKS[task]
@@ -102,10 +110,18 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
         if any(s is None for s in given):
             raise ValueError(f"{task} has no {a} labels, which {spec.name} is trained on")
         for source in given - {set_name}:
-            if not taxonomy.has_mapping(source, set_name):  # never a guessed finer label
+            # a finer set maps onto the model's; a coarser one is kept as it is (the loss sums the model's
+            # probabilities into it): never a guessed finer label
+            if not taxonomy.has_mapping(source, set_name) and not taxonomy.has_mapping(set_name, source):
                 raise ValueError(f"{task}'s {a} labels ({source}) do not map onto {set_name}")
     images = np.zeros((len(samples), spec.resize, spec.resize, spec.channels), np.uint8)
-    labels = {a: np.zeros(len(samples), np.int64) for a in spec.outputs}
+    labels = {a: np.full(len(samples), -1, np.int64) for a in spec.outputs}
+    for a, set_name in spec.outputs.items():
+        for source in {s.label_sets[a] for s in samples} - {set_name}:
+            if not taxonomy.has_mapping(source, set_name):
+                labels[f"{a}@{source}"] = np.full(len(samples), -1, np.int64)
+    if "age" in spec.outputs:
+        labels["age_years"] = np.full(len(samples), np.nan, np.float32)
     iterator = samples
     if progress:
         from rich.progress import track
@@ -115,11 +131,32 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
         img = prepare_input(load_image(s.path).pixels, spec, padding_in=spec.input_padding, crop=False)
         images[i] = img.reshape(spec.resize, spec.resize, spec.channels)
         for a, set_name in spec.outputs.items():
-            labels[a][i] = taxonomy.label_set(set_name).index(taxonomy.map_label(s.labels[a], s.label_sets[a],
-                                                                                   set_name))
+            source = s.label_sets[a]
+            if source == set_name or taxonomy.has_mapping(source, set_name):
+                labels[a][i] = taxonomy.label_set(set_name).index(taxonomy.map_label(s.labels[a], source, set_name))
+            else:
+                labels[f"{a}@{source}"][i] = taxonomy.label_set(source).index(s.labels[a])
+        if "age_years" in labels and s.exact_age is not None:
+            labels["age_years"][i] = s.exact_age
     data = {"images": images, **{f"y_{a}": v for a, v in labels.items()}}
     np.savez(path, **data)
     return data
+
+
+def label_arrays(data: dict) -> dict[str, np.ndarray]:
+    """The label arrays of a cache: ``{"race": …, "race@race5_utk": …, "age_years": …}``."""
+    return {k[2:]: v for k, v in data.items() if k.startswith("y_")}
+
+
+def concat_labels(parts: list[dict[str, np.ndarray]], sizes: list[int]) -> dict[str, np.ndarray]:
+    """Label arrays of several datasets one after the other; a kind one lacks is unknown there (-1, NaN)."""
+    keys = list(dict.fromkeys(k for part in parts for k in part))
+    out = {}
+    for k in keys:
+        fill = np.nan if k == "age_years" else -1
+        dtype = np.float32 if k == "age_years" else np.int64
+        out[k] = np.concatenate([part.get(k, np.full(n, fill, dtype)).astype(dtype) for part, n in zip(parts, sizes)])
+    return out
 
 
 # ------------------------------------------------------------------------------- model
@@ -157,7 +194,8 @@ def build_network(spec: ModelSpec, widths, blocks):
             self.features = nn.Sequential(*layers)
             self.dropout = nn.Dropout(0.2)
             self.heads = nn.ModuleDict(
-                {a: nn.Linear(cin, len(taxonomy.label_set(s))) for a, s in spec.outputs.items()}
+                {a: nn.Linear(cin, taxonomy.AGE_YEARS_TOP + 1 if a == "age" and spec.age_years
+                              else len(taxonomy.label_set(s))) for a, s in spec.outputs.items()}
             )
             # Inputs arrive as 0..255 pixels; normalization is part of the exported graph.
             self.register_buffer("mean", torch.full((1, spec.channels, 1, 1), 127.5))
@@ -172,13 +210,15 @@ def build_network(spec: ModelSpec, widths, blocks):
     return Net()
 
 
-def _probability_module(nets, names, sizes=None, input_size=None):
+def _probability_module(nets, names, sizes=None, input_size=None, year_groups=None):
     """A module whose outputs are probabilities averaged over the ensemble members, one tensor per
     attribute (what the ONNX graph computes). The mirror-image view is not in the graph: the backend
     runs it only when asked (``builtin?tta=1``), as it doubles the compute.
 
     ``sizes`` gives each member's input side; a member whose side differs from the input's sees
-    the input resized (bilinear) — the members share the chip's field of view.
+    the input resized (bilinear) — the members share the chip's field of view. With ``year_groups`` (each
+    year's age group, :func:`facescan.taxonomy.age_year_groups`) the age head predicts years: ``age`` is their
+    sum per group, and a last output, ``age_years``, the distribution over years.
     """
     import torch
     import torch.nn.functional as F
@@ -189,13 +229,23 @@ def _probability_module(nets, names, sizes=None, input_size=None):
             self.nets = torch.nn.ModuleList(nets)
             # decided here, not in forward, so the exported graph has no shape-dependent branch
             self.sizes = [None if s is None or s == input_size else s for s in (sizes or [None] * len(nets))]
+            if year_groups is not None:
+                groups = torch.zeros(len(year_groups), max(year_groups) + 1)
+                groups[torch.arange(len(year_groups)), torch.tensor(year_groups)] = 1.0
+                self.register_buffer("year_groups", groups)
+            else:
+                self.year_groups = None
 
         def forward(self, x):
             outs = []
             for net, size in zip(self.nets, self.sizes):
                 v = x if size is None else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
                 outs.append(net(v))
-            return tuple(sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names)
+            probs = {a: sum(torch.softmax(o[a], 1) for o in outs) / len(outs) for a in names}
+            if self.year_groups is None:
+                return tuple(probs[a] for a in names)
+            years = probs["age"]
+            return tuple(years @ self.year_groups if a == "age" else probs[a] for a in names) + (years,)
 
     return Probabilities()
 
@@ -265,62 +315,105 @@ def native_bfloat16() -> bool:
 
 
 def evaluate_net(net, images, labels: dict, spec: ModelSpec, batch_size=512) -> dict[str, float]:
-    """Top-1 accuracy per head on a cached split (development monitoring only)."""
+    """Top-1 accuracy per head on a cached split (development monitoring only); see :func:`evaluate_ensemble`."""
     import torch
 
-    net.eval()
-    correct = {a: 0 for a in spec.outputs}
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bfloat16()):
-        for i in range(0, len(images), batch_size):
-            x = _center(_to_tensor(images[i : i + batch_size]), spec.crop)
-            out = net(x)
-            for a in spec.outputs:
-                correct[a] += int((out[a].float().argmax(1).numpy() == labels[a][i : i + batch_size]).sum())
-    return {a: c / len(images) for a, c in correct.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bfloat16()):
+        return evaluate_ensemble([net], [spec.crop], (images, labels), spec, batch_size)
 
 
 def evaluate_ensemble(nets, sizes, split, spec: ModelSpec, batch_size=512) -> dict[str, float]:
-    """Top-1 accuracy per head of the nets' averaged probabilities (nets of one input size) on a cached split."""
+    """Scores of the nets' averaged probabilities, as the exported graph computes them, on a cached split
+    (images at the spec's input size): top-1 accuracy
+    per head over the items labelled in its label set, ``race@race5_utk``-style accuracy in a coarser set the
+    data has instead, and ``age_years_mae`` (years) where the age head predicts years and the data has them."""
     import torch
 
-    if len(set(sizes)) > 1:
-        raise ValueError("evaluate_ensemble needs nets of one input size")
+    from facescan.tables import age_from_years
+
     images, labels = split
     for net in nets:
         net.eval()
-    correct = {a: 0 for a in spec.outputs}
+    names = list(spec.outputs)
+    # the exported graph's computation (members of another input size see the input resized)
+    model = _probability_module(nets, names, sizes, spec.crop,
+                                taxonomy.age_year_groups(spec.outputs["age"]) if spec.age_years else None)
+    right: dict[str, int] = {k: 0 for k in labels if k != "age_years"}
+    counted: dict[str, int] = {k: 0 for k in right}
+    errors: list[float] = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
             x = _center(_to_tensor(images[i : i + batch_size]), spec.crop)
-            outs = [net(x) for net in nets]
-            for a in spec.outputs:
-                p = sum(torch.softmax(o[a].float(), 1) for o in outs)
-                correct[a] += int((p.argmax(1).numpy() == labels[a][i : i + batch_size]).sum())
-    return {a: c / len(images) for a, c in correct.items()}
+            outs = model(x)
+            probs = {a: outs[k].float() for k, a in enumerate(names)}
+            years = outs[-1].float().numpy() if spec.age_years else None
+            for key in right:
+                attr, _, coarse = key.partition("@")
+                y = labels[key][i : i + batch_size]
+                p = probs[attr].numpy()
+                if coarse:
+                    p = p @ _coarse_matrix(spec.outputs[attr], coarse)
+                known = y >= 0
+                right[key] += int((p.argmax(1)[known] == y[known]).sum())
+                counted[key] += int(known.sum())
+            if years is not None and "age_years" in labels:
+                truth = labels["age_years"][i : i + batch_size]
+                errors += [abs(age_from_years(p)[0] - t) for p, t in zip(years, truth) if not np.isnan(t)]
+    out = {k: right[k] / counted[k] for k in right if counted[k]}
+    if errors:
+        out["age_years_mae"] = float(np.mean(errors))
+    return out
+
+
+def _year_group_matrix(spec: ModelSpec) -> np.ndarray:
+    """(years, groups) 0/1: which age group of the spec's age label set each whole year falls in."""
+    groups = taxonomy.age_year_groups(spec.outputs["age"])
+    m = np.zeros((len(groups), max(groups) + 1), np.float32)
+    m[np.arange(len(groups)), groups] = 1.0
+    return m
+
+
+def _coarse_matrix(fine: str, coarse: str) -> np.ndarray:
+    """(fine labels, coarse labels) 0/1: the taxonomy's mapping of ``fine`` onto ``coarse``."""
+    f, c = taxonomy.label_set(fine), taxonomy.label_set(coarse)
+    m = np.zeros((len(f.labels), len(c.labels)), np.float32)
+    for i, label in enumerate(f.labels):
+        m[i, c.index(taxonomy.map_label(label, f, c))] = 1.0
+    return m
+
+
+def task_spec(task: str, cfg: TrainConfig) -> ModelSpec:
+    """The task's model spec as ``cfg`` trains it (an exact-age head with ``cfg.exact_age``)."""
+    spec = TASKS[task]
+    if cfg.exact_age and "age" not in spec.outputs:
+        raise ValueError(f"--exact-age needs an age head, and {task} has none")
+    return replace(spec, age_years=True) if cfg.exact_age else spec
 
 
 def with_also(task: str, images: np.ndarray, labels: dict, also, cache_dir: Path, cfg: TrainConfig,
-              progress: bool = True) -> tuple[np.ndarray, dict, dict]:
+              progress: bool = True, spec: ModelSpec | None = None) -> tuple[np.ndarray, dict, dict]:
     """The task's training data plus each ``also`` dataset's (``[(kind, root), …]``) train split less its
     development part, then rebalanced by ``cfg.balance``; returns ``(images, labels, dev sets by kind)``.
 
     Each development split is ``cfg.dev_fraction`` of that dataset, picked by a permutation seeded with
     ``cfg.dev_seed``, so it is the same in every run and never trained on."""
-    spec = TASKS[task]
+    spec = spec or task_spec(task, cfg)
     devs = {}
     for kind, root in also:
-        extra = build_cache(kind, Path(root), "train", cache_dir, progress=progress, spec=spec)
+        extra = build_cache(kind, Path(root), TRAIN_SPLITS.get(kind, "train"), cache_dir, progress=progress,
+                            spec=spec)
+        extra_labels = label_arrays(extra)
         n = len(extra["images"])
         perm = np.random.default_rng(cfg.dev_seed).permutation(n)
         cut = int(n * cfg.dev_fraction)
         dev, kept = np.sort(perm[:cut]), np.sort(perm[cut:])
-        devs[kind] = (extra["images"][dev], {a: extra[f"y_{a}"][dev] for a in spec.outputs})
+        devs[kind] = (extra["images"][dev], {k: v[dev] for k, v in extra_labels.items()})
+        labels = concat_labels([labels, {k: v[kept] for k, v in extra_labels.items()}], [len(images), len(kept)])
         images = np.concatenate([images, extra["images"][kept]])
-        labels = {a: np.concatenate([labels[a], extra[f"y_{a}"][kept]]) for a in spec.outputs}
     if cfg.balance == "sqrt":
         if len(spec.outputs) != 1:
             raise ValueError(f"--balance balances the classes of one attribute; {task} has {len(spec.outputs)}")
-        (y,) = labels.values()
+        y = labels[next(iter(spec.outputs))]
         counts = np.bincount(y, minlength=len(taxonomy.label_set(next(iter(spec.outputs.values()))).labels))
         repeat = np.clip(np.round(np.sqrt(counts.max() / np.maximum(counts, 1))), 1, 4).astype(int)
         idx = np.sort(np.concatenate([np.repeat(np.flatnonzero(y == c), repeat[c]) for c in range(len(counts))]))
@@ -347,21 +440,21 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
     import torch
 
     cfg = config or DEFAULT_CONFIGS[task]
-    spec = TASKS[task]
+    spec = task_spec(task, cfg)
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     run_dir = run_dir or (cache_dir / f"run_{task}")
 
     data = build_cache(task, data_root, "train", cache_dir)
     images = data["images"]
-    labels = {a: data[f"y_{a}"] for a in spec.outputs}
-    if also and any(o.get("resize", spec.resize) != spec.resize for o in cfg.member_overrides):
-        raise ValueError("--also is not built for members of other input sizes")
-    images, labels, devs = with_also(task, images, labels, also, cache_dir, cfg)
+    labels = _for_spec(label_arrays(data), spec)
+    images, labels, devs = with_also(task, images, labels, also, cache_dir, cfg, spec=spec)
+    labels = _for_spec(labels, spec)
+    devs = {kind: (dev_images, _for_spec(dev_labels, spec)) for kind, (dev_images, dev_labels) in devs.items()}
     val = None
     if val_split:
         vd = build_cache(task, data_root, val_split, cache_dir)
-        val = (vd["images"], {a: vd[f"y_{a}"] for a in spec.outputs})
+        val = (vd["images"], _for_spec(label_arrays(vd), spec))
 
     nets, histories, sizes = [], [], []
     for k in range(cfg.members):
@@ -373,10 +466,12 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         m_images, m_labels, m_val = images, labels, val
         if m_spec.resize != spec.resize:
             m_data = build_cache(task, data_root, "train", cache_dir, spec=m_spec)
-            m_images, m_labels = m_data["images"], {a: m_data[f"y_{a}"] for a in spec.outputs}
+            m_images, m_labels, _ = with_also(task, m_data["images"], _for_spec(label_arrays(m_data), spec), also,
+                                              cache_dir, cfg, spec=m_spec)
+            m_labels = _for_spec(m_labels, spec)
             if val_split:
                 vd = build_cache(task, data_root, val_split, cache_dir, spec=m_spec)
-                m_val = (vd["images"], {a: vd[f"y_{a}"] for a in spec.outputs})
+                m_val = (vd["images"], _for_spec(label_arrays(vd), spec))
         torch.set_num_threads(m_cfg.threads)
         net, history, done = _train_member(m_spec, m_cfg, seed, m_images, m_labels, m_val, member_dir, stop_after)
         if not done:
@@ -395,6 +490,69 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         info["dev"] = {kind: evaluate_ensemble(nets, sizes, dev, spec) for kind, dev in devs.items()}
     export_onnx(nets, spec, out_path, info, cfg.precision, calibration, sizes=sizes)
     return out_path
+
+
+def _for_spec(labels: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The label arrays a model of ``spec`` learns from (exact ages only for an exact-age head)."""
+    return {k: v for k, v in labels.items() if k != "age_years" or spec.age_years}
+
+
+def _loss(out: dict, labels: dict[str, np.ndarray], idx: np.ndarray, spec: ModelSpec, cfg: TrainConfig):
+    """The batch's loss: cross-entropy per head (label-smoothed) over the items labelled in the model's set;
+    for items labelled only in a coarser set, the negative log of the model's probability summed into it; for
+    an exact-age head, a group label's summed probability over its years and, where the age is known,
+    cross-entropy with a normal distribution around it (``cfg.age_sigma`` years). Each item counts once per
+    head whatever kind of label it has."""
+    import torch
+    import torch.nn.functional as F
+
+    batch = len(idx)
+    total = 0.0
+    for a, set_name in spec.outputs.items():
+        logits = out[a].float()
+        y = torch.from_numpy(labels[a][idx])
+        if a == "age" and spec.age_years:
+            log_years = F.log_softmax(logits, 1)
+            log_fine = torch.logsumexp(log_years.unsqueeze(2) + _log_mask(_year_group_matrix(spec)), dim=1)
+        else:
+            log_fine = F.log_softmax(logits, 1)
+        known = y >= 0
+        if bool(known.any()):
+            lf = log_fine[known]
+            nll = -lf.gather(1, y[known].unsqueeze(1)).squeeze(1)
+            eps = cfg.label_smoothing
+            total = total + ((1 - eps) * nll - eps * lf.mean(1)).sum() / batch
+        for key in (k for k in labels if k.startswith(f"{a}@")):
+            yc = torch.from_numpy(labels[key][idx])
+            coarse_known = yc >= 0
+            if bool(coarse_known.any()):
+                m = _log_mask(_coarse_matrix(set_name, key.partition("@")[2]))
+                log_coarse = torch.logsumexp(log_fine[coarse_known].unsqueeze(2) + m, dim=1)
+                total = total - log_coarse.gather(1, yc[coarse_known].unsqueeze(1)).sum() / batch
+        if a == "age" and spec.age_years and "age_years" in labels:
+            ages = torch.from_numpy(labels["age_years"][idx])
+            exact = ~torch.isnan(ages)
+            if bool(exact.any()):
+                years = torch.arange(taxonomy.AGE_YEARS_TOP + 1, dtype=torch.float32) + 0.5
+                centre = ages[exact].clamp(max=taxonomy.AGE_YEARS_TOP) + 0.5
+                target = torch.softmax(-0.5 * ((years - centre.unsqueeze(1)) / cfg.age_sigma) ** 2, 1)
+                total = total - (target * log_years[exact]).sum() / batch
+    return total
+
+
+def _log_mask(matrix: np.ndarray):
+    """0 where ``matrix`` is 1, a large negative number elsewhere: adding it before ``logsumexp`` sums only the
+    mapped entries (finite, so no NaN reaches the gradients of empty columns)."""
+    import torch
+
+    return torch.from_numpy(np.where(matrix > 0, 0.0, -1e9).astype(np.float32))
+
+
+def _plain_labels(labels: dict[str, np.ndarray], spec: ModelSpec) -> bool:
+    """Whether every item is labelled in every head's own set and nothing else: the recipes' original loss
+    (``F.cross_entropy``) then applies, which the shipped weights were trained with, bit for bit."""
+    return (not spec.age_years and set(labels) <= set(spec.outputs)
+            and all(bool((labels[a] >= 0).all()) for a in spec.outputs))
 
 
 def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, val, run_dir: Path,
@@ -442,6 +600,7 @@ def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, 
         start_epoch, history = state["epoch"], state["history"]
     gen = torch.Generator().manual_seed(seed)
     step = start_epoch * steps_per_epoch
+    plain = _plain_labels(labels, spec)
     for epoch in range(start_epoch, cfg.epochs):
         if stop_after is not None and epoch >= stop_after:
             return net, history, False
@@ -459,10 +618,14 @@ def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, 
                 g["lr"] = lr_at(step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.compute == "bf16"):
                 out = net(x)
-            loss = sum(
-                F.cross_entropy(out[a].float(), torch.from_numpy(labels[a][idx]), label_smoothing=cfg.label_smoothing)
-                for a in spec.outputs
-            )
+            if plain:
+                loss = sum(
+                    F.cross_entropy(out[a].float(), torch.from_numpy(labels[a][idx]),
+                                    label_smoothing=cfg.label_smoothing)
+                    for a in spec.outputs
+                )
+            else:
+                loss = _loss(out, labels, idx, spec, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -497,11 +660,13 @@ def export_onnx(nets, spec: ModelSpec, path: Path, training_info: dict, precisio
         raise ValueError("int8 export needs calibration images")
     nets = [n.eval().float() for n in (nets if isinstance(nets, (list, tuple)) else [nets])]
     names = list(spec.outputs)
-    wrapped = _probability_module(nets, names, sizes, spec.crop)
+    year_groups = taxonomy.age_year_groups(spec.outputs["age"]) if spec.age_years else None
+    wrapped = _probability_module(nets, names, sizes, spec.crop, year_groups)
+    outputs = names + (["age_years"] if spec.age_years else [])
     dummy = torch.zeros(2, spec.channels, spec.crop, spec.crop)
     torch.onnx.export(
-        wrapped, (dummy,), str(path), input_names=["pixels"], output_names=names,
-        dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in names}}, opset_version=18, dynamo=False,
+        wrapped, (dummy,), str(path), input_names=["pixels"], output_names=outputs,
+        dynamic_axes={"pixels": {0: "batch"}, **{n: {0: "batch"} for n in outputs}}, opset_version=18, dynamo=False,
     )
     if precision == "int8":
         _quantize_int8(path, calibration)
