@@ -270,3 +270,32 @@ def test_a_store_from_before_predictions_had_a_value_opens_and_gains_the_column(
                             "prompt": None, "value": 33.5}])
     assert store.predictions("b")[("c", "age")]["value"] == 33.5
     store.close()
+
+
+def test_training_metadata_that_facescan_did_not_write_means_not_known():
+    from facescan.backends.builtin import _training_datasets
+
+    assert _training_datasets('{"config": {"task": "fairface"}}') == ("fairface",)
+    assert _training_datasets('{"datasets": ["fer2013", "rafdb"], "config": {"task": "fer2013"}}') == \
+        ("fer2013", "rafdb")
+    for text in (None, "", "[]", "null", "5", '"x"', "{", '{"datasets": "fairface"}', '{"config": {"task": null}}',
+                 '{"datasets": ["a", 3]}', '{"config": []}'):
+        assert _training_datasets(text) == ()
+
+
+def test_cross_dataset_cells_take_each_runs_own_training_and_show_every_run():
+    from pathlib import Path
+
+    from facescan.evaluate.compare import cross_dataset_lines
+
+    def run(dataset, split, trained, age):
+        return (Path(dataset), {"meta": {"identity": {"backend": "builtin", "dataset": f"{dataset}:/x", "split": split},
+                                         **({"trained_on": trained} if trained else {})},
+                                "attributes": {"age": {"n": 10, "label_set": "age9", **age}}})
+
+    old = run("utkface", "all", None, {"accuracy": 0.5, "mae_years": 7.7})  # scored before the median, no record
+    new = run("utkface", "all", {"age": ["fairface", "utkface"]},
+              {"accuracy": 0.6, "mae_years": 5.1, "mae_years_midpoint": 6.0})
+    line = next(x for x in cross_dataset_lines([old, new]) if x.startswith("| builtin | age"))
+    assert line == ("| builtin | age | fairface, utkface | 50.0, MAE 7.7 y (group middles) (age9, n=10); "
+                    "**60.0, MAE 5.1 y** (age9, n=10) |")

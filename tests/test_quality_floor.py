@@ -96,20 +96,19 @@ def _face(i, x, size, gender="female", blur=300.0):
                 quality=FaceQuality(size=size, yaw=0, roll=0, blur=blur))
 
 
-def test_ask_leaves_weak_faces_out_and_cautions_about_a_weak_choice():
+def test_ask_cautions_about_a_weak_choice_and_says_when_the_person_is_under_the_floor():
     faces = [_face(0, 10, 20), _face(1, 200, 90), _face(2, 400, 95, "male")]
     answer = resolve("How old is the leftmost woman?", faces)
     assert answer.status == "answered" and answer.face == 0
     assert any(r.startswith("caution: face #0 is a weak detection (size 20 px < 24") for r in answer.reasons)
     assert answer.quality["size"] == 20 and answer.as_dict()["quality"] == answer.quality
     faces[0].weak = QualityFloor(size=32).failures(faces[0].quality)
-    answer = resolve("How old is the leftmost woman?", faces)
+    faces[0].attributes = {}  # as the analyzer leaves a face under the floor
+    answer = resolve("How old is the leftmost woman?", faces)  # the woman filter cannot pick a face without gender
     assert answer.status == "answered" and answer.face == 1 and not any("caution" in r for r in answer.reasons)
-    assert answer.reasons[0] == "min-quality: 2 of 3 faces (left out: #0 (size 20 px < 32))"
-    for f in faces:
-        f.weak = ["size < 1000"]
-    answer = resolve("How old is the man?", faces)
-    assert answer.status == "no match" and answer.candidates == []
+    answer = resolve("How old is the leftmost person?", faces)  # "leftmost" still means the leftmost person
+    assert answer.status == "weak" and answer.face == 0 and answer.answer == {}
+    assert answer.reasons[-1] == "face #0 is under --min-quality (size 20 px < 32): its attributes were not predicted"
     assert str(CAUTION) == "size=24,blur=40,yaw=60,outside=0.3"  # the caution floor the README states
 
 
@@ -126,12 +125,20 @@ def test_cli_analyze_and_ask_take_the_floor_and_refuse_a_bad_one(tmp_path):
     r = runner.invoke(app, ["analyze", str(photo), "--min-quality", "size=big"])
     assert r.exit_code == 2 and "'big' is not a number" in r.output
     r = runner.invoke(app, ["analyze", str(shared("photos", "single_face.mp4")), "--min-quality", "size=32"])
-    assert r.exit_code == 2 and "--min-quality is for photos" in r.output
-    r = runner.invoke(app, ["ask", str(photo), "How old is the leftmost person?", "--min-quality", "size=100",
+    assert r.exit_code == 2 and "--min-quality is for photos, and " in r.output and "single_face.mp4" in r.output
+    from facescan.video import analyze_video
+
+    with pytest.raises(ValueError, match="min_quality is for photos"):
+        analyze_video(shared("photos", "single_face.mp4"), min_quality="size=32")
+    r = runner.invoke(app, ["ask", str(photo), "How old is the rightmost person?", "--min-quality", "size=100",
                             "--json", str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
     answer = json.loads((tmp_path / "a.json").read_text())["answer"]
-    assert answer["reasons"][0].startswith("min-quality: ") and answer["quality"]["size"] >= 100
+    assert answer["status"] == "answered" and answer["quality"]["size"] >= 100
+    r = runner.invoke(app, ["ask", str(photo), "How old is the leftmost person?", "--min-quality", "size=100",
+                            "--json", str(tmp_path / "a.json")])
+    answer = json.loads((tmp_path / "a.json").read_text())["answer"]
+    assert answer["status"] == "weak" and answer["face"] == 0 and "under --min-quality" in answer["reasons"][-1]
 
 
 def test_service_reads_the_floor_and_refuses_a_bad_one():
@@ -150,7 +157,7 @@ def test_service_reads_the_floor_and_refuses_a_bad_one():
         assert r.status_code == 422 and "name among size" in r.json()["detail"]
         r = client.post("/v1/ask", data={"question": "the leftmost person", "min_quality": "size=100"},
                         files={"image": ("m.jpg", base64.b64decode(data), "image/jpeg")})
-        assert r.status_code == 200 and r.json()["answer"]["reasons"][0].startswith("min-quality: ")
+        assert r.status_code == 200 and r.json()["answer"]["status"] == "weak"
 
 
 def test_a_cluster_run_records_the_floor_only_when_given():
@@ -158,3 +165,17 @@ def test_a_cluster_run_records_the_floor_only_when_given():
 
     assert "min_quality" not in Settings().identity()  # folders from before the option hold the same settings
     assert Settings(min_quality="size=32").identity()["min_quality"] == "size=32"
+
+
+def test_a_photo_whose_faces_are_all_weak_is_still_described_alone_or_in_a_batch(backend):
+    photos = [shared("photos", "multi_face.jpg"), shared("photos", "single_face.jpg")]
+    analyzer = Analyzer(backend=backend, describe=True, min_quality="size=150")
+    alone = analyzer.analyze(photos[0])
+    assert alone.faces and all(f.weak and f.description and "clothing_colours" in f.description
+                               for f in alone.faces)
+    batch = list(analyzer.analyze_many(photos))
+    assert [f.description for f in batch[0].faces] == [f.description for f in alone.faces]
+
+
+def test_the_floor_text_keeps_its_precision():
+    assert str(QualityFloor.parse("blur=40.00001")) == "blur=40.00001"

@@ -382,3 +382,36 @@ def test_an_exact_age_model_trained_with_utkface_exports_years_and_groups(tmp_pa
     values = [p["value"] for (_, a), p in stored.items() if a == "age"]
     assert len(values) == 5 and all(v is not None for v in values)  # the model's own ages are what eval scores
     assert metrics["attributes"]["age"]["mae_years"] != metrics["attributes"]["age"]["mae_years_midpoint"]
+
+
+def test_a_checkpoint_of_another_recipe_is_not_resumed(tiny):
+    data, cfg, tmp = tiny
+    builtin.train("fairface", data, tmp / "out", tmp / "cache", replace(cfg, epochs=1), run_dir=tmp / "run")
+    with pytest.raises(ValueError, match=r"another recipe \(its config differ\)"):
+        builtin.train("fairface", data, tmp / "out", tmp / "cache", replace(cfg, epochs=1, lr=0.05),
+                      run_dir=tmp / "run")
+    # the thread count changes no weights' meaning: resumed (and finished: nothing left to train)
+    builtin.train("fairface", data, tmp / "out", tmp / "cache", replace(cfg, epochs=1, threads=2), run_dir=tmp / "run")
+
+
+def test_a_cache_of_another_data_folder_is_rebuilt_and_unmapped_labels_are_left_out_with_a_warning(tmp_path):
+    import shutil
+
+    from .dataset_layouts import write_affectnet
+
+    a = _fairface_fixture(tmp_path / "a")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    for i in range(4):  # the first four rows' images
+        (b / "train" / f"{i}.jpg").unlink()
+    lines = (b / "fairface_label_train.csv").read_text().splitlines()
+    (b / "fairface_label_train.csv").write_text("\n".join(lines[:1] + lines[5:]) + "\n")
+    first = builtin.build_cache("fairface", a, "train", tmp_path / "cache", progress=False)
+    second = builtin.build_cache("fairface", b, "train", tmp_path / "cache", progress=False)
+    assert len(first["images"]) == 48 and len(second["images"]) == 44
+    affectnet = write_affectnet(tmp_path / "affectnet")
+    with pytest.warns(UserWarning, match=r"left out 1 image\(s\) whose label has no facescan-fer-resnet equivalent "
+                                         r"\(emotion 'contempt': 1\)"):
+        data = builtin.build_cache("affectnet", affectnet, "val", tmp_path / "cache", progress=False,
+                                   spec=builtin.TASKS["fer2013"])
+    assert (builtin.label_arrays(data)["emotion"] >= 0).all()

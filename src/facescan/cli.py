@@ -192,9 +192,11 @@ def analyze(
             raise OutputError("--timeline charts videos, and no input is a video")
         charts = annotation_paths(timeline, [f for f in files if is_video(f)], is_video, "--timeline", "emotions") \
             if timeline else {}
-        if min_quality and any(is_video(f) for f in files):
-            raise ValueError("--min-quality is for photos; video tracks choose their own keyframes "
-                             "(analyze the videos without it)")
+        videos = [f for f in files if is_video(f)] if min_quality else []
+        if videos:
+            more = f" and {len(videos) - 1} more" if len(videos) > 1 else ""
+            raise ValueError(f"--min-quality is for photos, and {videos[0]}{more} is a video: a video's tracks "
+                             "choose their own keyframes (analyze the videos without it)")
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
                             crop_padding=crop_padding, explain=explain, describe=describe, min_quality=min_quality)
     except (OutputError, ValueError, FileNotFoundError, ImportError) as e:
@@ -350,7 +352,8 @@ class _ResultPrinter:
             return
         _print_result(result, self.attributes)
         for face in result.faces if self.explain else []:
-            text = face.explanation or "no face mesh fitted this face: no action-unit evidence"
+            text = ("weak: " + "; ".join(face.weak)) if face.weak else (
+                face.explanation or "no face mesh fitted this face: no action-unit evidence")
             console.print(f"[bold]#{face.index}[/bold] {escape(text)}")
         for face in result.faces if self.describe else []:
             console.print(f"[bold]#{face.index}[/bold] {escape(_describe_line(face.description))}")

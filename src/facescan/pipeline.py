@@ -208,9 +208,16 @@ class Analyzer:
         ``attributes`` (a subset of the analyzer's) narrows what is asked for this batch: video asks
         for the person's attributes on fewer frames than for the emotion. Faces marked ``weak`` are not sent."""
         pairs = [(face, fi) for p in batch for face, fi in zip(p.result.faces, p.inputs) if not face.weak]
-        inputs = [fi for _, fi in pairs]
-        if not inputs:
+        if pairs and not self._predict_pairs(batch, pairs, attributes):
             return
+        for p in batch:  # every face is described, weak ones too (a question may be about any person)
+            if self.describer and p.inputs:
+                self._describe(p)
+
+    def _predict_pairs(self, batch: list[Prepared], pairs: list, attributes: Sequence[str] | None) -> bool:
+        """The backend call for ``pairs`` of (face, input); False when it failed and the images were
+        retried one by one (or given the error), which then did everything."""
+        inputs = [fi for _, fi in pairs]
         wanted = self.attributes if attributes is None else [a for a in self.attributes if a in attributes]
         asked = [a for a in wanted if not (self._vlm_explains and a == "emotion")]
         try:
@@ -219,11 +226,11 @@ class Analyzer:
             if sum(1 for p in batch if p.inputs) > 1:  # one image's faces must not fail the others: retry alone
                 for p in batch:
                     self.predict([p], attributes)
-                return
+                return False
             for p in batch:
                 if p.inputs:
                     p.result.error = f"{p.result.source}: backend {self.backend.name} failed: {e}"
-            return
+            return False
         for (face, fi), prediction in zip(pairs, predictions):
             face.attributes = prediction
             if self.explainer:
@@ -231,9 +238,7 @@ class Analyzer:
                     self._explain(face, fi)
                 except Exception as e:  # noqa: BLE001 - an explanation is extra: the attributes stand without it
                     face.explanation = f"no explanation: {type(e).__name__}: {e}"
-        for p in batch:
-            if self.describer and p.inputs:
-                self._describe(p)
+        return True
 
     def _explain(self, face: Face, face_input: FaceInput) -> None:
         if self._vlm_explains:  # the VLM's chain of thought ends in this face's emotion

@@ -5,9 +5,10 @@ same everywhere. Column names are identifier-safe (``age_p_20_29``, ``age_p_70_p
 ``df.age_p_20_29``); boxes are rounded to 0.1 px and probabilities to 4 decimals.
 
 Per face: ``source``, ``face``, ``x``/``y``/``w``/``h``, ``face_score``, the detector's named
-keypoints (``kp_right_eye_x`` …), then per attribute its ``label``, ``_score``, ``_model`` and one
-``_p_<label>`` column per label; for age also ``age_years`` (the expected age of the predicted
-distribution) with ``age_years_low``/``age_years_high`` (its central 80 % interval); with
+keypoints (``kp_right_eye_x`` …), the quality record (``quality_size`` …) and, under ``--min-quality``,
+``weak`` (why the face has no attributes), then per attribute its ``label``, ``_score``, ``_model`` and one
+``_p_<label>`` column per label; for age also ``age_years`` (the median of the predicted distribution, or an
+exact-age model's own) with ``age_years_low``/``age_years_high`` (its central 80 % interval); with
 ``--explain`` the action units (``au4``, ``au1_2`` … intensities 0-5) and ``explanation``; with
 ``--describe`` the head pose (``head_yaw``/``head_pitch``/``head_roll``, degrees) and the
 person's descriptors (``clothing_colours``, ``hair_colour``, ``hair_length``, ``eyewear``,
@@ -90,7 +91,7 @@ def attribute_columns(name: str, a: AttributePrediction) -> dict:
         row[f"{name}_p_{safe_name(label)}"] = round(p, 4)
     if name == "age" and a.valid and a.value is not None and a.interval is not None:  # an exact-age model's
         row["age_years"], (row["age_years_low"], row["age_years_high"]) = a.value, a.interval
-    elif name == "age" and a.valid and a.label_set in ("age9", "age5"):
+    elif name == "age" and a.valid and a.label_set in ("age9", "age5") and sum(a.probabilities.values()) > 0:
         row["age_years"], row["age_years_low"], row["age_years_high"] = age_in_years(a.probabilities, a.label_set)
     return row
 
@@ -130,19 +131,19 @@ def _median_and_interval(p: np.ndarray, bounds: np.ndarray) -> tuple[float, floa
     ``bounds[i] … bounds[i + 1]``."""
     cumulative = np.concatenate([[0.0], np.cumsum(p)])
 
-    def quantile(q: float) -> float:
-        # the inverse of the piecewise-linear distribution function; on a flat stretch (no probability
-        # between two groups' years) the stretch's middle
+    def quantile(q: float, middle: bool = False) -> float:
+        # the inverse of the piecewise-linear distribution function; where it is flat at q (no probability
+        # between two groups' years), its first year, or for the median (``middle``) the stretch's middle
         first = int(np.searchsorted(cumulative, q - 1e-9, side="left"))
         last = int(np.searchsorted(cumulative, q + 1e-9, side="right")) - 1
         if first <= last:  # q is reached exactly at bounds[first..last]
-            return float(bounds[first] + bounds[last]) / 2
+            return float(bounds[first] + bounds[last]) / 2 if middle else float(bounds[first])
         i = min(max(first, 1), len(bounds) - 1)
         share = (q - cumulative[i - 1]) / max(cumulative[i] - cumulative[i - 1], 1e-12)
         return float(bounds[i - 1] + share * (bounds[i] - bounds[i - 1]))
 
     tail = (1 - AGE_INTERVAL) / 2
-    return round(quantile(0.5), 1), round(quantile(tail), 1), round(quantile(1 - tail), 1)
+    return round(quantile(0.5, middle=True), 1), round(quantile(tail), 1), round(quantile(1 - tail), 1)
 
 
 def description_columns(d: dict) -> dict:

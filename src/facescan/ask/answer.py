@@ -24,7 +24,8 @@ class Candidate:
 
 @dataclass
 class Answer:
-    """The outcome of a question: ``status`` is ``answered``, ``ambiguous`` or ``no match``."""
+    """The outcome of a question: ``status`` is ``answered``, ``ambiguous``, ``no match``, or ``weak`` (the
+    person is found but their face fell under ``min_quality``: it has no attributes to answer with)."""
 
     question: str
     status: str
@@ -92,22 +93,19 @@ def choose(answer: Answer, face: Face, asks: list[str]) -> None:
     """Record ``face`` as ``answer``'s person: its number, box, quality, the asked fields, and a reason line
     when it falls under :data:`CAUTION`."""
     answer.status, answer.face, answer.box = "answered", face.index, face.box.model_dump()
-    answer.answer = answer_fields(face, asks)
     if face.quality is not None:
         answer.quality = face.quality.model_dump()
+    if face.weak:
+        answer.status = "weak"
+        answer.reasons.append(f"face #{face.index} is under --min-quality ({'; '.join(face.weak)}): its "
+                              "attributes were not predicted")
+        return
+    answer.answer = answer_fields(face, asks)
+    if face.quality is not None:
         weak = CAUTION.failures(face.quality)
         if weak:
             answer.reasons.append(f"caution: face #{face.index} is a weak detection ({'; '.join(weak)}): its "
                                   "attributes are less reliable")
 
-
-def strong_faces(faces: list[Face]) -> tuple[list[Face], list[str]]:
-    """The faces a question can be about: those not marked weak (``min_quality``), and a reason line
-    naming the others."""
-    kept = [f for f in faces if not f.weak]
-    if len(kept) == len(faces):
-        return kept, []
-    left = ", ".join(f"#{f.index} ({'; '.join(f.weak)})" for f in faces if f.weak)
-    return kept, [f"min-quality: {len(kept)} of {len(faces)} faces (left out: {left})"]
 
 

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from facescan import taxonomy
 from facescan.ask import vocabulary as words
-from facescan.ask.answer import Answer, Candidate, choose, label_of, strong_faces, summarize
+from facescan.ask.answer import Answer, Candidate, choose, label_of, summarize
 from facescan.ask.question import Question, Reference, parse_question
 from facescan.schema import Face
+from facescan.tables import age_in_years
 
 
 def resolve(question: Question | str, faces: list[Face], min_colour_share: float = 0.06,
             margin: float = 1.5) -> Answer:
     """Choose the face a question refers to (faces carry attributes and, for clothing, hair and
-    eyewear cues, ``description`` from ``--describe``). Faces marked ``weak`` are not chosen."""
+    eyewear cues, ``description`` from ``--describe``). A face marked ``weak`` has no attributes, so no
+    attribute picks it; a position can, and the answer is then ``weak``."""
     q = parse_question(question) if isinstance(question, str) else question
     ref = q.reference
-    faces, left_out = strong_faces(list(faces))
-    pool, reasons = _filter(ref, faces)
-    reasons = left_out + reasons
+    pool, reasons = _filter(ref, list(faces))
     if (ref.colours or ref.pattern) and pool:
         pool, why = _by_clothing(ref, pool, min_colour_share, margin)
         reasons.append(why)
@@ -107,13 +107,14 @@ def _by_clothing(ref: Reference, pool: list[Face], min_share: float, margin: flo
 
 
 def _expected_age(face: Face) -> float | None:
+    """The age in years a face is reported with (``age_years``), for "the oldest" and "the youngest"."""
     pred = face.attributes.get("age")
     if pred is None or not pred.valid:
         return None
-    if pred.probabilities:
-        total = sum(pred.probabilities.values())
-        return sum(p * taxonomy.age_group_midpoint(lab, pred.label_set) for lab, p in pred.probabilities.items()) \
-            / max(total, 1e-9)
+    if pred.value is not None:
+        return pred.value
+    if pred.probabilities and sum(pred.probabilities.values()) > 0 and pred.label_set in ("age9", "age5"):
+        return age_in_years(pred.probabilities, pred.label_set)[0]
     return taxonomy.age_group_midpoint(pred.label, pred.label_set)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from facescan import prompts
 from facescan.annotate import draw_numbered_boxes
-from facescan.ask.answer import Answer, Candidate, choose, strong_faces, summarize
+from facescan.ask.answer import Answer, Candidate, choose, summarize
 from facescan.ask.question import Question, parse_question
 from facescan.schema import Face
 
@@ -25,12 +25,8 @@ def resolve_with_vlm(backend, image, question: Question | str, faces: list[Face]
 
     The answer must be one box number (0 = nobody); anything else is recorded as an invalid
     answer, with the candidates listed, never guessed. ``image`` is the photo's RGB array (boxes
-    are in its pixels). Faces marked ``weak`` get no box."""
+    are in its pixels). A chosen face marked ``weak`` gives a ``weak`` answer."""
     q = parse_question(question) if isinstance(question, str) else question
-    faces, left_out = strong_faces(faces)
-    if not faces:
-        return Answer(question=q.text, status="no match", reasons=left_out,
-                      method=f"vlm:{getattr(backend, 'name', 'vlm')}")
     reference = reference_phrase(q.text)
     prompt = prompts.task_prompt("ask", "choose_box", n=len(faces), reference=reference)
     answer = Answer(question=q.text, status="invalid answer", method=f"vlm:{getattr(backend, 'name', 'vlm')}")
@@ -42,7 +38,7 @@ def resolve_with_vlm(backend, image, question: Question | str, faces: list[Face]
         answer.reasons = [f"the VLM request failed: {type(e).__name__}: {e}"]
     numbers = re.findall(r"\b\d+\b", raw or "")
     if raw is not None:
-        answer.reasons = left_out + [f"asked which numbered box shows {reference!r}; the VLM answered {raw!r}"]
+        answer.reasons = [f"asked which numbered box shows {reference!r}; the VLM answered {raw!r}"]
     if len(set(numbers)) == 1 and 0 <= int(numbers[0]) <= len(faces):
         k = int(numbers[0])
         if k == 0:

@@ -121,9 +121,17 @@ def _training_datasets(text: str | None) -> tuple[str, ...]:
     task, which names the one dataset it was trained on (``fairface``, ``fer2013``)."""
     try:
         training = json.loads(text) if text else {}
-        return tuple(training.get("datasets") or [training["config"]["task"]])
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         return ()
+    if not isinstance(training, dict):
+        return ()
+    datasets = training.get("datasets")
+    if datasets is None:
+        config = training.get("config")
+        datasets = [config.get("task")] if isinstance(config, dict) else []
+    if not isinstance(datasets, list) or not all(isinstance(d, str) and d for d in datasets):
+        return ()  # metadata facescan did not write: the training data is not known
+    return tuple(datasets)
 
 
 def _flag(value: str | bool) -> bool:

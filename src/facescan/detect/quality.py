@@ -70,7 +70,7 @@ class QualityFloor:
 
     def __str__(self) -> str:
         given = ((f.name, getattr(self, f.name)) for f in fields(self))
-        return ",".join(f"{name}={value:g}" for name, value in given if value is not None)
+        return ",".join(f"{name}={value:.12g}" for name, value in given if value is not None)
 
 
 def face_quality(face: Detection, chip: np.ndarray, scale: float = 1.0) -> FaceQuality:

@@ -18,6 +18,7 @@ from facescan.evaluate.fairness import MIN_GROUP_N, group_accuracy, groupings_fo
 from facescan.evaluate.lock import run_lock
 from facescan.evaluate.metrics import attribute_metrics
 from facescan.evaluate.store import RunStore
+from facescan.registry import parse_spec
 
 EXIT_DEGRADED = 3
 """``facescan eval``'s exit status for a run that finished with too few valid answers (see :func:`run_problems`)."""
@@ -65,7 +66,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
                 identity["fps"] = float(fps or DEFAULT_FPS)
             store.set_up(identity, [(s.id, s.labels, s.exact_age) for s in samples], label_sets=label_sets,
                          started=_now(), facescan_version=__version__,
-                         excluded=dict(getattr(samples, "excluded", {})))
+                         excluded=dict(getattr(samples, "excluded", {})), trained_on=_trained_on(analyzer, backend))
             done = store.done(backend, wanted)
             todo = [s for s in samples if s.id not in done]
             step = 1 if clips else batch_size  # a clip takes seconds: each one is stored when it is done
@@ -81,7 +82,7 @@ def run_eval(dataset: str, split: str, backend: str, out: Path, attributes: Sequ
             metrics = score_run(store, n_resamples=n_resamples, seed=seed,
                                 min_group_n=MIN_GROUP_N if min_group_n is None else min_group_n)
             store.set_meta(finished=_now())
-            metrics["meta"] = {**store.meta(), **_described(store, backend), "trained_on": _trained_on(analyzer)}
+            metrics["meta"] = {**store.meta(), **_described(store, backend)}
         finally:
             store.close()
         metrics = json_safe(metrics)
@@ -190,10 +191,20 @@ def _predict_chunk(analyzer, chunk: list, backend: str, wanted: list[str]) -> li
     return rows
 
 
-def _trained_on(analyzer) -> dict[str, list[str]] | None:
+def _trained_on(analyzer, backend: str) -> dict[str, list[str]] | None:
     """What the backend's models were trained on, per attribute, where it says (the built-in backend does;
-    a VLM's or an API's training data is not known here)."""
-    trained_on = getattr(getattr(analyzer, "backend", None), "trained_on", None)
+    a VLM's or an API's training data is not known here). Recorded when the run is set up, so a re-scored
+    run keeps what made its predictions; with predictions made elsewhere (Ray) the built-in models' metadata
+    is read here."""
+    model = getattr(analyzer, "backend", None)
+    if model is None and parse_spec(backend).kind == "builtin":
+        from facescan.backends.base import load_backend
+
+        try:
+            model = load_backend(backend)
+        except (OSError, ValueError):
+            return None
+    trained_on = getattr(model, "trained_on", None)
     return trained_on() if callable(trained_on) else None
 
 
@@ -234,7 +245,8 @@ def _years(pred: dict) -> float | None:
     probabilities = pred["probabilities"]
     if isinstance(probabilities, str):  # left unparsed by RunStore.predictions
         probabilities = json.loads(probabilities)
-    if pred["label"] is None or not probabilities or pred["label_set"] not in ("age9", "age5"):
+    if (pred["label"] is None or not probabilities or pred["label_set"] not in ("age9", "age5")
+            or not sum(probabilities.values()) > 0):
         return None
     return age_in_years(probabilities, pred["label_set"])[0]
 

@@ -304,9 +304,11 @@ def analyze_on_ray(inputs: Sequence[str] | str, out: str, *, backend: str = "bui
     summary = RunSummary(out=str(out))
     listed = list_inputs(inputs, skipped=summary.not_media)
     summary.inputs = len(listed)
-    if settings.min_quality and any(is_video_name(s) for s, _ in listed):
-        raise ValueError("--min-quality is for photos; video tracks choose their own keyframes "
-                         "(analyze the videos without it)")
+    videos = [s for s, _ in listed if is_video_name(s)] if settings.min_quality else []
+    if videos:
+        more = f" and {len(videos) - 1} more" if len(videos) > 1 else ""
+        raise ValueError(f"--min-quality is for photos, and {videos[0]}{more} is a video: a video's tracks "
+                         "choose their own keyframes (analyze the videos without it)")
     writer = ShardWriter(str(out), settings.identity(), shard_rows=shard_rows, shard_seconds=shard_seconds)
     with cluster.folder_lock(writer):
         done, failed_before = writer.done()

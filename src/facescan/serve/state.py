@@ -14,6 +14,11 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
 
 
+#: Analyzers kept for reuse (they share the loaded models; a request's key picks one). Each distinct
+#: ``min_quality`` a client sends makes another, so the oldest are let go beyond this many.
+MAX_ANALYZERS = 32
+
+
 class AnalyzerKey(NamedTuple):
     """What tells one analyzer from another: requests with equal keys share a model batch."""
 
@@ -91,6 +96,8 @@ class State:
 
         with self._lock:
             if key not in self._analyzers:
+                if len(self._analyzers) >= MAX_ANALYZERS:  # clients choose floors: keep the most recent ones
+                    del self._analyzers[next(iter(self._analyzers))]
                 self._analyzers[key] = Analyzer(
                     backend=self.backends[key.backend], detector=self.detector, attributes=key.attributes,
                     describe=self._shared_describer() if key.describe else False,

@@ -102,8 +102,11 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
     spec = spec or TASKS[task]
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{task}_{split}_{spec.resize}.npz"
+    root = str(Path(data_root).resolve())
     if path.exists():
-        return dict(np.load(path))
+        cached = dict(np.load(path))
+        if str(cached.pop("root", root)) == root:  # a cache from before the root was recorded is taken as it is
+            return cached
     samples = open_dataset(f"{task}:{data_root}", split)
     for a, set_name in spec.outputs.items():
         given = {s.label_sets.get(a) for s in samples}
@@ -114,6 +117,20 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
             # probabilities into it): never a guessed finer label
             if not taxonomy.has_mapping(source, set_name) and not taxonomy.has_mapping(set_name, source):
                 raise ValueError(f"{task}'s {a} labels ({source}) do not map onto {set_name}")
+    unmapped: dict[str, int] = {}
+    for s in samples:  # a label with no equivalent in the model's set (AffectNet's contempt for FER2013's seven)
+        for a, set_name in spec.outputs.items():
+            source = s.label_sets[a]
+            if taxonomy.has_mapping(source, set_name) and taxonomy.map_label(s.labels[a], source, set_name) is None:
+                unmapped[f"{a} {s.labels[a]!r}"] = unmapped.get(f"{a} {s.labels[a]!r}", 0) + 1
+    if unmapped:
+        import warnings
+
+        warnings.warn(f"{task}: left out {sum(unmapped.values())} image(s) whose label has no {spec.name} "
+                      f"equivalent ({', '.join(f'{k}: {n}' for k, n in unmapped.items())})", stacklevel=2)
+        samples = [s for s in samples if all(
+            not taxonomy.has_mapping(s.label_sets[a], t) or taxonomy.map_label(s.labels[a], s.label_sets[a], t)
+            is not None for a, t in spec.outputs.items())]
     images = np.zeros((len(samples), spec.resize, spec.resize, spec.channels), np.uint8)
     labels = {a: np.full(len(samples), -1, np.int64) for a in spec.outputs}
     for a, set_name in spec.outputs.items():
@@ -139,7 +156,7 @@ def build_cache(task: str, data_root: Path, split: str, cache_dir: Path, progres
         if "age_years" in labels and s.exact_age is not None:
             labels["age_years"][i] = s.exact_age
     data = {"images": images, **{f"y_{a}": v for a, v in labels.items()}}
-    np.savez(path, **data)
+    np.savez(path, **data, root=np.array(root))
     return data
 
 
@@ -407,7 +424,8 @@ def with_also(task: str, images: np.ndarray, labels: dict, also, cache_dir: Path
         perm = np.random.default_rng(cfg.dev_seed).permutation(n)
         cut = int(n * cfg.dev_fraction)
         dev, kept = np.sort(perm[:cut]), np.sort(perm[cut:])
-        devs[kind] = (extra["images"][dev], {k: v[dev] for k, v in extra_labels.items()})
+        if cut:  # too few images for a development part: all are trained on, none scored
+            devs[kind] = (extra["images"][dev], {k: v[dev] for k, v in extra_labels.items()})
         labels = concat_labels([labels, {k: v[kept] for k, v in extra_labels.items()}], [len(images), len(kept)])
         images = np.concatenate([images, extra["images"][kept]])
     if cfg.balance == "sqrt":
@@ -439,8 +457,15 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
     """
     import torch
 
+    from facescan.datasets.base import DATASET_KINDS
+
     cfg = config or DEFAULT_CONFIGS[task]
     spec = task_spec(task, cfg)
+    if cfg.balance not in ("none", "sqrt"):  # refused before any image is decoded
+        raise ValueError(f"balance must be none or sqrt, not {cfg.balance!r}")
+    unknown = [kind for kind, _ in also if kind not in DATASET_KINDS]
+    if unknown:
+        raise ValueError(f"--also {', '.join(unknown)}: not a dataset kind ({', '.join(DATASET_KINDS)})")
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     run_dir = run_dir or (cache_dir / f"run_{task}")
@@ -473,7 +498,9 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
                 vd = build_cache(task, data_root, val_split, cache_dir, spec=m_spec)
                 m_val = (vd["images"], _for_spec(label_arrays(vd), spec))
         torch.set_num_threads(m_cfg.threads)
-        net, history, done = _train_member(m_spec, m_cfg, seed, m_images, m_labels, m_val, member_dir, stop_after)
+        recipe = _recipe(m_spec, m_cfg, seed, [kind for kind, _ in also], m_images, m_labels)
+        net, history, done = _train_member(m_spec, m_cfg, seed, m_images, m_labels, m_val, member_dir, stop_after,
+                                           recipe)
         if not done:
             return member_dir / "checkpoint.pt"
         nets.append(net)
@@ -490,6 +517,20 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
         info["dev"] = {kind: evaluate_ensemble(nets, sizes, dev, spec) for kind, dev in devs.items()}
     export_onnx(nets, spec, out_path, info, cfg.precision, calibration, sizes=sizes)
     return out_path
+
+
+def _recipe(spec: ModelSpec, cfg: TrainConfig, seed: int, also: list[str], images, labels) -> dict:
+    """What decides a member's weights: its spec, its config (thread count and export precision aside), its
+    seed, its added datasets and a digest of its training data. A checkpoint of another recipe is not resumed."""
+    import hashlib
+
+    digest = hashlib.sha1(np.ascontiguousarray(images[::7]).tobytes())
+    for key in sorted(labels):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(labels[key]).tobytes())
+    config = {k: v for k, v in asdict(cfg).items() if k not in ("threads", "precision")}
+    return {"spec": asdict(spec), "config": json.loads(json.dumps(config)), "seed": seed, "also": list(also),
+            "images": len(images), "data": digest.hexdigest()}
 
 
 def _for_spec(labels: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -556,8 +597,9 @@ def _plain_labels(labels: dict[str, np.ndarray], spec: ModelSpec) -> bool:
 
 
 def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, val, run_dir: Path,
-                  stop_after: int | None):
-    """SGD + cosine schedule for one network; returns (net, history, finished)."""
+                  stop_after: int | None, recipe: dict | None = None):
+    """SGD + cosine schedule for one network; returns (net, history, finished). A checkpoint in ``run_dir`` is
+    resumed, unless it records another ``recipe`` (:func:`_recipe`): that raises ValueError."""
     import torch
     import torch.nn.functional as F
 
@@ -593,6 +635,10 @@ def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, 
     start_epoch, history = 0, []
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
+        if recipe is not None and state.get("recipe") not in (None, recipe):
+            changed = sorted(k for k in recipe if state["recipe"].get(k) != recipe[k])
+            raise ValueError(f"{ckpt} holds a network trained with another recipe (its {', '.join(changed)} "
+                             "differ); remove it, or train into another --out folder")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         if "torch_rng" in state:
@@ -637,7 +683,7 @@ def _train_member(spec: ModelSpec, cfg: TrainConfig, seed: int, images, labels, 
         history.append(record)
         print(json.dumps(record), flush=True)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "history": history,
-                    "torch_rng": torch.get_rng_state()}, ckpt)
+                    "torch_rng": torch.get_rng_state(), "recipe": recipe}, ckpt)
     return net, history, True
 
 

@@ -67,6 +67,9 @@ def analyze_video(source: VideoSource, analyzer=None, *, fps: float | None = Non
         analyzer = Analyzer(**analyzer_kwargs)
     elif analyzer_kwargs:
         raise ValueError(f"give an analyzer or analyzer options, not both ({', '.join(analyzer_kwargs)})")
+    if getattr(analyzer, "min_quality", None) is not None:
+        raise ValueError("min_quality is for photos; a video's tracks choose their own keyframes "
+                         "(analyze the video without it)")
     workers = workers or min(2, os.cpu_count() or 1)
     if smooth < 0 or keyframes < 1 or (person_fps is not None and person_fps <= 0):
         raise ValueError("smooth must be ≥ 0 seconds, keyframes ≥ 1 and person_fps > 0 (or None: every frame)")
