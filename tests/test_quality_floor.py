@@ -28,7 +28,9 @@ def test_floor_text_is_read_strictly():
     assert QualityFloor.parse(None) is None and QualityFloor.parse("") is None and QualityFloor.parse(" , ") is None
     for bad, says in (("sise=32", "name among size, blur, yaw, outside"), ("size", "name=value"),
                       ("size=big", "'big' is not a number"), ("outside=2", "from 0 to 1"), ("blur=-1", "from 0"),
-                      ("yaw=nan", "from 0")):
+                      ("yaw=nan", "finite number from 0"), ("yaw=200", "from 0 to 90"), ("blur=inf", "finite"),
+                      ("size=32,size=40", "size is given twice"),
+                      ("size=32;blur=40", "separate the parts with commas")):
         with pytest.raises(ValueError, match=says):
             QualityFloor.parse(bad)
 
@@ -109,6 +111,10 @@ def test_ask_cautions_about_a_weak_choice_and_says_when_the_person_is_under_the_
     answer = resolve("How old is the leftmost person?", faces)  # "leftmost" still means the leftmost person
     assert answer.status == "weak" and answer.face == 0 and answer.answer == {}
     assert answer.reasons[-1] == "face #0 is under --min-quality (size 20 px < 32): its attributes were not predicted"
+    faces[1].weak, faces[1].attributes = ["size 90 px < 100"], {}
+    answer = resolve("Is the woman happy?", faces)  # both women are under the floor: said, not "no woman"
+    assert answer.status == "no match" and answer.reasons[-1] == ("2 face(s) under --min-quality have no attributes "
+                                                                  "to match: #0, #1")
     assert str(CAUTION) == "size=24,blur=40,yaw=60,outside=0.3"  # the caution floor the README states
 
 
@@ -139,6 +145,8 @@ def test_cli_analyze_and_ask_take_the_floor_and_refuse_a_bad_one(tmp_path):
                             "--json", str(tmp_path / "a.json")])
     answer = json.loads((tmp_path / "a.json").read_text())["answer"]
     assert answer["status"] == "weak" and answer["face"] == 0 and "under --min-quality" in answer["reasons"][-1]
+    r = runner.invoke(app, ["ask", str(photo), "How old is the leftmost person?", "--json", "-"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["answer"]["status"] == "answered"  # the answer alone on stdout
 
 
 def test_service_reads_the_floor_and_refuses_a_bad_one():

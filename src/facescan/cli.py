@@ -92,8 +92,9 @@ MIN_QUALITY_HELP = ("Faces under this floor keep their box and quality record, a
                     "and get no attributes: size=PX (shorter box side), blur=V (sharpness, variance of the Laplacian "
                     "at 112 px; under ~40 is soft), yaw=DEG (head turn either way), outside=F (share of the box the "
                     "frame cuts off), e.g. size=32,blur=40,yaw=60,outside=0.3.")
-DETECTOR_HELP = ("mediapipe (BlazeFace, the default), mediapipe:short, mediapipe:full, fused (BlazeFace + MTCNN, "
-                 "finds more in crowds; facescan[mtcnn]), mtcnn, haar; options after ?, e.g. mediapipe?rotate=off.")
+DETECTOR_HELP = ("mediapipe (BlazeFace, the default), mediapipe:short, mediapipe:full, fused (BlazeFace + MTCNN: "
+                 "finds many more faces in crowds, slower, and can miss a profile portrait the default finds; "
+                 "facescan[mtcnn]), mtcnn, haar; options after ?, e.g. mediapipe?rotate=off.")
 
 
 @app.command()
@@ -196,7 +197,8 @@ def analyze(
         if videos:
             more = f" and {len(videos) - 1} more" if len(videos) > 1 else ""
             raise ValueError(f"--min-quality is for photos, and {videos[0]}{more} is a video: a video's tracks "
-                             "choose their own keyframes (analyze the videos without it)")
+                             "choose their own keyframes. Analyze the videos without it, and pass the photos "
+                             "alone (e.g. 'FOLDER/*.jpg')")
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes, crops=crops,
                             crop_padding=crop_padding, explain=explain, describe=describe, min_quality=min_quality)
     except (OutputError, ValueError, FileNotFoundError, ImportError) as e:
@@ -402,13 +404,15 @@ def ask(
     question: str = typer.Argument(..., help='About one person, e.g. "How old is the man in the light blue shirt?"'),
     backend: str = typer.Option("builtin", "--backend", "-b", help="Backend spec for the face attributes."),
     detector: str = typer.Option("mediapipe", "--detector", help=DETECTOR_HELP),
-    min_quality: Optional[str] = typer.Option(None, "--min-quality", help="Weak faces are not chosen. "
+    min_quality: Optional[str] = typer.Option(None, "--min-quality", help="A weak face has no attributes, so no "
+                                              "attribute word picks it; a position that does answers 'weak'. "
                                               + MIN_QUALITY_HELP),
     chooser: str = typer.Option("descriptors", "--chooser",
                                 help="descriptors: resolve from positions, attributes, colours; vlm: the "
                                      "--backend VLM picks one of the numbered boxes."),
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save the photo with the chosen person marked."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the answer (and every face) as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the answer (and every face) as JSON "
+                                            "(- : stdout)."),
 ) -> None:
     """Answer a question about one person in a group photo."""
     import json
@@ -420,7 +424,7 @@ def ask(
     try:  # the question, the backend and the outputs are checked before the photo is analyzed
         q = parse_question(question)
         for path, what in ((annotate, "--annotate"), (json_out, "--json")):
-            if path:
+            if path and str(path) != "-":
                 check_writable(path, what)
         analyzer = Analyzer(backend=backend, detector=detector, attributes=attributes_for(q), describe=True,
                             min_quality=min_quality)
@@ -431,33 +435,38 @@ def ask(
         err_console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     result = analyzed.result
+    shown = err_console if json_out is not None and str(json_out) == "-" else console
     colour = {"answered": "green", "ambiguous": "yellow"}.get(answer.status, "red")
-    console.print(f"[bold {colour}]{answer.status}[/bold {colour}]: {escape(question)}")
+    shown.print(f"[bold {colour}]{answer.status}[/bold {colour}]: {escape(question)}")
     if answer.face is not None:
         b = answer.box
-        console.print(f"person #{answer.face}, box x={b['x']:.0f} y={b['y']:.0f} w={b['width']:.0f} "
-                      f"h={b['height']:.0f}")
+        shown.print(f"person #{answer.face}, box x={b['x']:.0f} y={b['y']:.0f} w={b['width']:.0f} "
+                    f"h={b['height']:.0f}")
         if answer.quality:
             q = answer.quality
             turn = "" if q["yaw"] is None else f", head turned {q['yaw']:.0f}°"
-            console.print(f"  [dim]face quality: {q['size']:.0f} px{turn}, sharpness {q['blur']:.0f}"
-                          + (f", {q['outside']:.0%} outside the photo" if q["outside"] else "") + "[/dim]")
+            shown.print(f"  [dim]face quality: {q['size']:.1f} px{turn}, sharpness {q['blur']:.0f}"
+                        + (f", {q['outside']:.0%} outside the photo" if q["outside"] else "") + "[/dim]")
         for key, value in answer.answer.items():
             if isinstance(value, dict) and "label" in value:
                 value = f"{value['label']} ({value['score']:.2f})" if value["valid"] else "invalid answer"
-            console.print(f"  {key}: {escape(str(value))}")
+            shown.print(f"  {key}: {escape(str(value))}")
     for reason in answer.reasons:
-        console.print(f"  [dim]why:[/dim] {escape(reason)}")
+        shown.print(f"  [dim]why:[/dim] {escape(reason)}")
     if answer.candidates:
-        console.print("candidates:")
+        shown.print("candidates:")
         for c in answer.candidates:
-            console.print(f"  {escape(c.summary)}")
+            shown.print(f"  {escape(c.summary)}")
     if annotate:
         from facescan.annotate import draw_chosen
 
         draw_chosen(analyzed.image.original, result, answer.face).save(annotate)
     if json_out:
-        json_out.write_text(json.dumps({"answer": answer.as_dict(), "result": result.model_dump()}, indent=2))
+        text = json.dumps({"answer": answer.as_dict(), "result": result.model_dump()}, indent=2)
+        if str(json_out) == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            json_out.write_text(text)
 
 
 @app.command()

@@ -36,6 +36,10 @@ def resolve(question: Question | str, faces: list[Face], min_colour_share: float
     if len(pool) == 1:
         choose(answer, pool[0], q.asks)
     else:
+        weak = [f for f in faces if f.weak and f not in pool]
+        if weak:  # they have no attributes, so no attribute word could pick them
+            answer.reasons.append(f"{len(weak)} face(s) under --min-quality have no attributes to match: "
+                                  + ", ".join(f"#{f.index}" for f in weak))
         answer.status = "ambiguous" if pool else "no match"
         answer.candidates = [Candidate(f.index, summarize(f)) for f in (pool or faces)]
     return answer

@@ -44,14 +44,19 @@ class QualityFloor:
                 continue
             key, sep, value = (s.strip() for s in part.partition("="))
             if not sep or key not in names:
-                raise ValueError(f"min-quality {part!r}: write name=value with a name among {', '.join(names)}")
+                raise ValueError(f"min-quality {part!r}: write name=value with a name among {', '.join(names)}, "
+                                 "separated by commas")
+            if key in values:
+                raise ValueError(f"min-quality {text!r}: {key} is given twice")
             try:
                 number = float(value)
             except ValueError:
-                raise ValueError(f"min-quality {part!r}: {value!r} is not a number") from None
-            if not np.isfinite(number) or number < 0 or (key == "outside" and number > 1):
-                raise ValueError(f"min-quality {part!r}: {key} must be a number from 0"
-                                 + (" to 1" if key == "outside" else ""))
+                raise ValueError(f"min-quality {part!r}: {value!r} is not a number (separate the parts with "
+                                 "commas)") from None
+            top = {"outside": 1.0, "yaw": 90.0}.get(key)
+            if not np.isfinite(number) or number < 0 or (top is not None and number > top):
+                raise ValueError(f"min-quality {part!r}: {key} must be a finite number from 0"
+                                 + (f" to {top:g}" if top is not None else ""))
             values[key] = number
         return cls(**values) if values else None
 

@@ -21,7 +21,7 @@ from facescan import taxonomy
 from facescan.evaluate.charts import confusion_svg, group_bars_svg
 from facescan.evaluate.fairness import NOT_ENOUGH
 
-SUMMARY_COLUMNS = ("attribute", "n", "accuracy", "95% CI", "macro-F1", "±1 group", "invalid",
+SUMMARY_COLUMNS = ("attribute", "n", "accuracy", "95% CI", "macro-F1", "±1 group", "MAE (y)", "invalid",
                    "largest group gap (95% CI)")
 SMALL_MARK = "†"
 """Marks a group too small to compare (fewer than the run's ``min_n`` items) in tables and charts."""
@@ -231,7 +231,7 @@ def _summary(attributes: dict[str, dict]) -> list[str]:
                     None)
     if midpoint is not None:
         md += ["", "¹ Against exact ages: the age in years each face is reported with (`age_years`, the median of its "
-               f"age-group distribution). The top group's middle year is off by {midpoint:.1f} years."]
+               f"age-group distribution). Taking the top group's middle year instead is off by {midpoint:.1f} years."]
     return md
 
 
@@ -311,11 +311,12 @@ def summary_rows(metrics: dict) -> list[tuple[str, ...]]:
     rows = []
     for attr, m in (metrics.get("attributes") or {}).items():
         if not m.get("n"):
-            rows.append((attr, "0", "–", "–", "–", "–", "–", "–"))
+            rows.append((attr, "0", "–", "–", "–", "–", "–", "–", "–"))
             continue
         rows.append((attr, str(m["n"]), fmt_number(m.get("accuracy")), _fmt_ci(m.get("accuracy_ci95")),
                      fmt_number(m.get("macro_f1")), fmt_number(m.get("within_one_group")),
-                     fmt_number(m.get("invalid_rate")), widest(m.get("fairness"))))
+                     fmt_number(m.get("mae_years"), ".1f"), fmt_number(m.get("invalid_rate")),
+                     widest(m.get("fairness"))))
     return rows
 
 

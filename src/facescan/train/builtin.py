@@ -463,6 +463,11 @@ def train(task: str, data_root: Path, out_dir: Path, cache_dir: Path, config: Tr
     spec = task_spec(task, cfg)
     if cfg.balance not in ("none", "sqrt"):  # refused before any image is decoded
         raise ValueError(f"balance must be none or sqrt, not {cfg.balance!r}")
+    if cfg.balance != "none" and len(spec.outputs) != 1:
+        raise ValueError(f"--balance balances the classes of one attribute (fer2013); {task} has "
+                         f"{len(spec.outputs)}")
+    if cfg.compute not in ("bf16", "fp32"):
+        raise ValueError(f"compute must be bf16 or fp32, not {cfg.compute!r}")
     unknown = [kind for kind, _ in also if kind not in DATASET_KINDS]
     if unknown:
         raise ValueError(f"--also {', '.join(unknown)}: not a dataset kind ({', '.join(DATASET_KINDS)})")
