@@ -9,7 +9,7 @@ from facescan.detect.quality import QualityFloor
 from facescan.schema import Face
 
 #: Under this, an answered face's attributes are flagged as less reliable in the answer's reasons (the
-#: face is still chosen: ``min_quality`` is what takes weak faces out of the choice). Measured on 600
+#: face is still answered about; under ``min_quality`` it would have no attributes at all). Measured on 600
 #: FairFace val faces made small, blurred and cut (``benchmarks/quality_accuracy.py``): faces under it
 #: were 6-7 points less accurate on gender and race while looking almost as confident; faces of 24-32 px
 #: were as accurate as large ones, those under 24 px 9 points less on gender.
@@ -106,6 +106,3 @@ def choose(answer: Answer, face: Face, asks: list[str]) -> None:
         if weak:
             answer.reasons.append(f"caution: face #{face.index} is a weak detection ({'; '.join(weak)}): its "
                                   "attributes are less reliable")
-
-
-
