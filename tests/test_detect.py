@@ -82,7 +82,7 @@ def test_reframe_and_box_chip_geometry():
     assert c[26, 75].tolist() == [255, 255, 255] and c[23, 75].tolist() == [0, 0, 0]
 
 
-def test_mediapipe_is_imported_without_pyplot_until_something_draws():
+def test_mediapipe_is_imported_without_matplotlib_or_sounddevice_until_something_uses_them():
     import subprocess
     import sys
 
@@ -90,9 +90,12 @@ def test_mediapipe_is_imported_without_pyplot_until_something_draws():
 import sys
 from facescan.detect.mediapipe import import_mediapipe
 mp = import_mediapipe()
-assert "matplotlib.figure" not in sys.modules, "pyplot was loaded with mediapipe"
+assert not [m for m in sys.modules if m.startswith("matplotlib")], "matplotlib was loaded with mediapipe"
+assert "sounddevice" not in sys.modules, "the stand-in for sounddevice was left behind"
+assert import_mediapipe() is mp
 from mediapipe.python.solutions import drawing_utils
 import matplotlib
+assert hasattr(matplotlib, "__version__"), "a later import matplotlib got the stand-in"
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 fig, ax = plt.subplots()

@@ -248,3 +248,48 @@ def test_faces_in_flight_stay_near_one_backend_batch_however_crowded_the_photos(
         assert backend.calls[0] == 8 * per_photo
         if per_photo == 1:
             assert max(backend.calls) == 32  # photos with one face still go 32 at a time
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_next_chunk_is_loaded_and_detected_while_the_model_runs(workers):
+    import threading
+
+    from facescan.detect.base import Detection
+    from facescan.schema import AttributePrediction
+
+    started = threading.Event()
+
+    class Slow:  # the model waits (up to 3 s) until a photo of the next chunk is being detected
+        name, batch_size = "slow", 4
+        overlapped: list[bool] = []
+
+        def supported_attributes(self):
+            return ("gender",)
+
+        def predict(self, faces, attributes):
+            started.clear()
+            self.overlapped.append(started.wait(3))
+            return [{"gender": AttributePrediction.from_probabilities("gender", "gender", [0.6, 0.4], "s", "m")}
+                    for _ in faces]
+
+    class Signalling:
+        name = "signalling"
+
+        def detect(self, image):
+            started.set()
+            return [Detection(box=(10.0, 10.0, 40.0, 40.0), score=0.9)]
+
+    photos = [np.full((80, 80, 3), i, np.uint8) for i in range(20)]
+    backend = Slow()
+    analyzer = Analyzer(backend=backend, detector=Signalling(), attributes="gender")
+    results = list(analyzer.analyze_many(photos, workers=workers))
+    assert len(results) == 20 and all(len(r.faces) == 1 for r in results)
+    # every chunk but the last had the next one prepared while the model ran on it
+    assert backend.overlapped[:-1] and all(backend.overlapped[:-1]), backend.overlapped
+    assert backend.overlapped[-1] is False
+    # a caller that stops early leaves no work behind and no thread running
+    before = threading.active_count()
+    stream = analyzer.analyze_many(photos, workers=workers)
+    next(stream)
+    stream.close()
+    assert threading.active_count() <= before

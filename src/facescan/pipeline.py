@@ -289,34 +289,54 @@ class Analyzer:
         """Analyze many images in input order, each decoded once; ``keep_images`` returns the photos too.
 
         Images are loaded and detected on ``workers`` threads, or on ``executor`` (a long-lived
-        pool, so per-thread detector graphs are built once, as the service does)."""
+        pool, so per-thread detector graphs are built once, as the service does). The next chunk of
+        images is loaded and detected while the model runs on the current one."""
         sources = iter(sources)
         own = executor is None and workers > 1
         pool = ThreadPoolExecutor(max_workers=workers) if own else executor
+        ahead = None  # with one worker, a thread that prepares the next chunk while the model runs
         prepare = functools.partial(self.prepare, keep_image=keep_images)
         # kept photos stay in memory until their chunk is yielded: fewer at a time (24-MP photos: ~0.3 GB each)
         most = min(self.batch_images, KEPT_IMAGES_PER_CHUNK) if keep_images else self.batch_images
         # A chunk's face chips and the model's activations are what a run holds in memory, so a chunk is
         # sized to one backend batch of faces from the faces per photo seen so far (crowded photos: fewer
-        # photos at a time), starting small: peak memory is then the same for 10 photos as for a million.
+        # photos at a time), starting small: peak memory is then the same for 10 photos as for a million
+        # (two chunks at most are held: the one the model runs on and the next).
         face_batch = getattr(self.backend, "batch_size", None) or FACES_PER_CHUNK
         size, photos, faces = min(most, FIRST_CHUNK), 0, 0
+
+        def start(size: int) -> Callable[[], list[Prepared]] | None:
+            nonlocal ahead
+            chunk = [s for _, s in zip(range(size), sources)]
+            if not chunk:
+                return None
+            if pool:
+                futures = [pool.submit(prepare, s) for s in chunk]
+                return lambda: [f.result() for f in futures]
+            if ahead is None:
+                ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facescan-prepare")
+            future = ahead.submit(lambda: [prepare(s) for s in chunk])
+            return future.result
+
         try:
-            while True:
-                chunk = [s for _, s in zip(range(size), sources)]
-                if not chunk:
-                    break
-                pending = list(pool.map(prepare, chunk)) if pool else [prepare(s) for s in chunk]
+            first = [s for _, s in zip(range(size), sources)]
+            # the first chunk is prepared here: a one-photo call starts no thread
+            pending = list(pool.map(prepare, first)) if pool else [prepare(s) for s in first]
+            while pending:
                 photos += len(pending)
                 faces += sum(len(p.inputs) for p in pending)
                 size = max(1, min(most, int(face_batch * photos / max(faces, photos))))
+                following = start(size)
                 self.predict(pending)
                 for p in pending:
                     p.result.seconds = round(time.perf_counter() - p.started, 4)
                     yield Analyzed(p.result, p.image)
+                pending = following() if following else []
         finally:
             if own:
-                pool.shutdown()
+                pool.shutdown(cancel_futures=True)
+            if ahead is not None:
+                ahead.shutdown(cancel_futures=True)
 
 
 def _part(value, module: str, name: str):

@@ -24,11 +24,14 @@ _STARTUP_LOCK = threading.Lock()  # the stderr redirection during start-up is pr
 class _PyplotOnFirstUse(types.ModuleType):
     """Stands in for ``matplotlib.pyplot`` until one of its names is used, then loads it.
 
-    mediapipe's drawing helpers import pyplot when mediapipe is imported, about half a second of a
-    one-photo command, and facescan never draws with them. ``importlib.util.LazyLoader`` cannot do
-    this: the import statement reads ``__spec__``, and on a lazy module that read loads it."""
+    mediapipe's drawing helpers import pyplot when mediapipe is imported, about a quarter of a second of
+    a one-photo command (matplotlib itself included), and facescan never draws with them.
+    ``importlib.util.LazyLoader`` cannot do this: the import statement reads ``__spec__``, and on a lazy
+    module that read loads it."""
 
     def __getattr__(self, name: str):
+        if name.startswith("__"):  # introspection (pickling, doctest, help) does not load pyplot
+            raise AttributeError(name)
         if sys.modules.get("matplotlib.pyplot") is self:
             del sys.modules["matplotlib.pyplot"]
         real = importlib.import_module("matplotlib.pyplot")
@@ -37,15 +40,31 @@ class _PyplotOnFirstUse(types.ModuleType):
 
 
 def import_mediapipe():
-    """``import mediapipe``, with ``matplotlib.pyplot`` loaded only if something uses it."""
-    if "mediapipe" not in sys.modules and "matplotlib.pyplot" not in sys.modules:
-        import matplotlib
-
-        placeholder = _PyplotOnFirstUse("matplotlib.pyplot")
-        sys.modules["matplotlib.pyplot"] = placeholder
-        matplotlib.pyplot = placeholder
-    import mediapipe
-
+    """``import mediapipe`` without the parts facescan never uses loaded at import time: ``matplotlib``
+    (loaded on first use of mediapipe's ``plt``) and ``sounddevice`` (mediapipe's audio recorder, which
+    takes its absence as it is meant to: recording is then unavailable)."""
+    if "mediapipe" in sys.modules:
+        return sys.modules["mediapipe"]
+    stand_ins = {}
+    if "matplotlib.pyplot" not in sys.modules:
+        pyplot = _PyplotOnFirstUse("matplotlib.pyplot")
+        stand_ins["matplotlib.pyplot"] = pyplot
+        if "matplotlib" in sys.modules:
+            sys.modules["matplotlib"].pyplot = pyplot
+        else:  # `import matplotlib.pyplot as plt` only needs a parent that has the attribute
+            parent = types.ModuleType("matplotlib")
+            parent.pyplot = pyplot
+            stand_ins["matplotlib"] = parent
+    if "sounddevice" not in sys.modules:
+        stand_ins["sounddevice"] = None  # an ImportError for mediapipe, which catches it
+    sys.modules.update(stand_ins)
+    try:
+        import mediapipe
+    finally:
+        for name, stand_in in stand_ins.items():
+            # the real modules are imported by whoever asks for them later; mediapipe keeps its `plt` stand-in
+            if name in sys.modules and sys.modules[name] is stand_in:
+                del sys.modules[name]
     return mediapipe
 
 
