@@ -407,6 +407,15 @@ def task_spec(task: str, cfg: TrainConfig) -> ModelSpec:
     return replace(spec, age_years=True) if cfg.exact_age else spec
 
 
+def development_split(n: int, cfg: TrainConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The indices (sorted) of an ``--also`` dataset's ``n`` training items kept out as its development split,
+    and of those trained on: ``cfg.dev_fraction`` of them, picked by a permutation seeded with ``cfg.dev_seed``."""
+    cfg = cfg or DEFAULT_CONFIGS["fer2013"]
+    perm = np.random.default_rng(cfg.dev_seed).permutation(n)
+    cut = int(n * cfg.dev_fraction)
+    return np.sort(perm[:cut]), np.sort(perm[cut:])
+
+
 def with_also(task: str, images: np.ndarray, labels: dict, also, cache_dir: Path, cfg: TrainConfig,
               progress: bool = True, spec: ModelSpec | None = None) -> tuple[np.ndarray, dict, dict]:
     """The task's training data plus each ``also`` dataset's (``[(kind, root), …]``) train split less its
@@ -420,11 +429,8 @@ def with_also(task: str, images: np.ndarray, labels: dict, also, cache_dir: Path
         extra = build_cache(kind, Path(root), TRAIN_SPLITS.get(kind, "train"), cache_dir, progress=progress,
                             spec=spec)
         extra_labels = label_arrays(extra)
-        n = len(extra["images"])
-        perm = np.random.default_rng(cfg.dev_seed).permutation(n)
-        cut = int(n * cfg.dev_fraction)
-        dev, kept = np.sort(perm[:cut]), np.sort(perm[cut:])
-        if cut:  # too few images for a development part: all are trained on, none scored
+        dev, kept = development_split(len(extra["images"]), cfg)
+        if len(dev):  # too few images for a development part: all are trained on, none scored
             devs[kind] = (extra["images"][dev], {k: v[dev] for k, v in extra_labels.items()})
         labels = concat_labels([labels, {k: v[kept] for k, v in extra_labels.items()}], [len(images), len(kept)])
         images = np.concatenate([images, extra["images"][kept]])
