@@ -21,6 +21,7 @@ from sklearn.metrics import f1_score, recall_score
 
 from facescan import taxonomy
 from facescan.datasets import open_dataset
+from facescan.evaluate.metrics import expected_calibration_error
 from facescan.pipeline import Analyzer
 from facescan.train.builtin import development_split
 
@@ -34,15 +35,19 @@ def splits(data: Path) -> dict[str, list]:
 
 
 def score(samples, results) -> dict:
-    """Accuracy, macro-F1 and recall per class, in the model's label set (the data's labels mapped onto it)."""
+    """Accuracy, macro-F1, recall per class and expected calibration error, in the model's label set (the
+    data's labels mapped onto it)."""
     predicted = results[0].faces[0].attributes["emotion"].label_set
     labels = taxonomy.label_set(predicted).labels
     y_true = np.array([labels.index(taxonomy.map_label(s.labels["emotion"], s.label_sets["emotion"], predicted))
                        for s in samples])
     y_pred = np.array([labels.index(r.faces[0].attributes["emotion"].label) for r in results])
     recall = recall_score(y_true, y_pred, average=None, labels=range(len(labels)), zero_division=0)
+    confidence = [r.faces[0].attributes["emotion"].probabilities[r.faces[0].attributes["emotion"].label]
+                  for r in results]
     return {"n": len(samples), "accuracy": float((y_true == y_pred).mean()),
             "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
+            "ece": expected_calibration_error(confidence, y_true == y_pred),
             "recall": dict(zip(labels, map(float, recall)))}
 
 
@@ -66,11 +71,11 @@ def main() -> None:
                 raise SystemExit(f"{spec}: {len(failed)} images failed, e.g. {failed[0].error}")
             report[spec][name] = {**score(samples, results), "seconds": round(time.perf_counter() - t0, 1)}
     names = list(evaluated)
-    print("| backend | " + " | ".join(f"{n} accuracy | {n} macro-F1" for n in names) + " |")
-    print("|---|" + "---|---|" * len(names))
+    print("| backend | " + " | ".join(f"{n} accuracy | macro-F1 | ECE" for n in names) + " |")
+    print("|---|" + "---|---|---|" * len(names))
     for spec, rows in report.items():
-        print(f"| {spec} | " + " | ".join(f"{rows[n]['accuracy']:.3f} | {rows[n]['macro_f1']:.3f}" for n in names)
-              + " |")
+        cells = [f"{rows[n]['accuracy']:.3f} | {rows[n]['macro_f1']:.3f} | {rows[n]['ece']:.3f}" for n in names]
+        print(f"| {spec} | " + " | ".join(cells) + " |")
     for spec, rows in report.items():
         for n in names:
             recall = ", ".join(f"{k} {v:.3f}" for k, v in rows[n]["recall"].items())

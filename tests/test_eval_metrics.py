@@ -3,7 +3,7 @@
 import pytest
 
 from facescan.evaluate.fairness import equalized_odds_difference, group_accuracy
-from facescan.evaluate.metrics import attribute_metrics
+from facescan.evaluate.metrics import attribute_metrics, expected_calibration_error
 
 pytest.importorskip("sklearn", reason="metrics need the eval extra (scikit-learn)")
 
@@ -147,3 +147,19 @@ def test_age_error_is_that_of_the_reported_age_in_years_and_the_midpoint_one_is_
     assert m["mae_years"] == pytest.approx((2 + 6) / 2)  # the invalid answer is not scored
     assert m["mae_years_midpoint"] == pytest.approx((abs(24.5 - 22) + abs(44.5 - 35)) / 2)
     assert attribute_metrics(truth, pred, "age9", ages, n_resamples=50)["mae_years"] == m["mae_years_midpoint"]
+
+
+def test_expected_calibration_error_matches_a_hand_computation():
+    # bin [0.6, 0.667): confidences 0.6, 0.6 and one right -> |0.5 - 0.6| ; bin [0.933, 1]: 0.95, 0.95, both right
+    assert expected_calibration_error([0.6, 0.6, 0.95, 0.95], [True, False, True, True]) == pytest.approx(
+        (2 * 0.1 + 2 * 0.05) / 4)
+    assert expected_calibration_error([0.8] * 5, [True] * 4 + [False]) == pytest.approx(0.0)
+
+
+def test_metrics_report_calibration_only_over_answers_that_stated_a_probability():
+    m = attribute_metrics(["male", "female", "male", "female"], ["male", "male", "male", None], "gender",
+                          n_resamples=10, confidences=[0.9, 0.9, 0.9, None])
+    # three stated 0.9, two of them right: |2/3 - 0.9|
+    assert m["ece"] == pytest.approx(0.9 - 2 / 3)
+    assert m["mean_confidence"] == pytest.approx(0.9)
+    assert "ece" not in attribute_metrics(["male"], ["male"], "gender", n_resamples=10)

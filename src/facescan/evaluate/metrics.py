@@ -1,6 +1,6 @@
 """Metrics of one attribute: accuracy, macro-F1, balanced accuracy, per-class precision/recall,
-confusion matrix, age ±1 group and MAE, the invalid-answer rate, and bootstrap 95% intervals
-(None for a single item, which has nothing to resample).
+confusion matrix, age ±1 group and MAE, the invalid-answer rate, calibration (expected calibration
+error), and bootstrap 95% intervals (None for a single item, which has nothing to resample).
 
 Invalid answers (no label) count as wrong everywhere: they are predictions of a class
 ``invalid`` that no item has, so they lower accuracy and recall and never raise precision.
@@ -67,10 +67,34 @@ def macro_f1_of_confusions(conf: np.ndarray, k: int) -> np.ndarray:
     return f1.mean(1)
 
 
+CALIBRATION_BINS = 15
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool],
+                               bins: int = CALIBRATION_BINS) -> float:
+    """How far stated confidence is from accuracy: the mean over equal-width confidence bins of
+    |accuracy − mean confidence|, weighted by the bin's share of items (Guo et al., 2017). 0 is perfectly
+    calibrated. Written here: scikit-learn has calibration curves but not this summary of them."""
+    conf = np.asarray(confidences, dtype=float)
+    right = np.asarray(correct, dtype=float)
+    if len(conf) == 0:
+        raise ValueError("no confidences to score")
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        total += inside.sum() * abs(right[inside].mean() - conf[inside].mean())
+    return float(total / len(conf))
+
+
 def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label_set: str,
                       exact_ages: Sequence[float | None] | None = None, n_resamples: int = 1000,
-                      seed: int = 0, predicted_years: Sequence[float | None] | None = None) -> dict:
+                      seed: int = 0, predicted_years: Sequence[float | None] | None = None,
+                      confidences: Sequence[float | None] | None = None) -> dict:
     """Every metric of one attribute; labels are canonical labels of ``label_set``.
+
+    ``confidences`` (the probability each prediction gave its label, None where it gave none) adds ``ece``,
+    the expected calibration error over the predictions that have one, and their ``mean_confidence``.
 
     Against ``exact_ages``: ``mae_years`` is the error of ``predicted_years`` (the age in years a face is
     reported with, where given), else of the predicted group's middle year; ``mae_years_midpoint`` is
@@ -112,6 +136,11 @@ def attribute_metrics(y_true: Sequence[str], y_pred: Sequence[str | None], label
         "confusion": {"labels": labels + [INVALID],
                       "matrix": confusion.tolist()},
     }
+    if confidences is not None:
+        stated = [(c, ok) for c, ok in zip(confidences, correct) if c is not None]
+        if stated:
+            out["ece"] = expected_calibration_error([c for c, _ in stated], [ok for _, ok in stated])
+            out["mean_confidence"] = float(np.mean([c for c, _ in stated]))
     if ls.attribute == "age" and ls.name in ("age9", "age5"):
         index = {lab: i for i, lab in enumerate(labels)}
         near = np.array([p != INVALID and abs(index[t] - index[p]) <= 1 for t, p in zip(yt, yp)])

@@ -20,8 +20,9 @@ from markdown_it import MarkdownIt
 from facescan import taxonomy
 from facescan.evaluate.charts import confusion_svg, group_bars_svg
 from facescan.evaluate.fairness import NOT_ENOUGH
+from facescan.evaluate.metrics import CALIBRATION_BINS
 
-SUMMARY_COLUMNS = ("attribute", "n", "accuracy", "95% CI", "macro-F1", "±1 group", "MAE (y)", "invalid",
+SUMMARY_COLUMNS = ("attribute", "n", "accuracy", "95% CI", "macro-F1", "±1 group", "MAE (y)", "invalid", "ECE",
                    "largest group gap (95% CI)")
 SMALL_MARK = "†"
 """Marks a group too small to compare (fewer than the run's ``min_n`` items) in tables and charts."""
@@ -217,21 +218,25 @@ def _problems(problems: list[str]) -> list[str]:
 
 def _summary(attributes: dict[str, dict]) -> list[str]:
     md = ["## Summary", "", "| attribute | label set | n | accuracy (95% CI) | macro-F1 | balanced acc. | "
-          "±1 group | MAE (years)¹ | invalid | largest group gap (95% CI) |", "|---" * 10 + "|"]
+          "±1 group | MAE (years)¹ | invalid | ECE² | largest group gap (95% CI) |", "|---" * 11 + "|"]
     for attr, m in attributes.items():
         if not m.get("n"):
-            md.append(f"| {md_cell(attr)} | – | 0 | – | – | – | – | – | – | – |")
+            md.append(f"| {md_cell(attr)} | – | 0 | – | – | – | – | – | – | – | – |")
             continue
         md.append(f"| {md_cell(attr)} | {md_cell(m.get('label_set'))} | {m['n']} | "
                   f"{fmt_with_ci(m.get('accuracy'), m.get('accuracy_ci95'))} | {fmt_number(m.get('macro_f1'))} | "
                   f"{fmt_number(m.get('balanced_accuracy'))} | "
                   f"{fmt_number(m.get('within_one_group'))} | {fmt_number(m.get('mae_years'), '.1f')} | "
-                  f"{fmt_number(m.get('invalid_rate'))} | {md_cell(widest(m.get('fairness')))} |")
+                  f"{fmt_number(m.get('invalid_rate'))} | {fmt_number(m.get('ece'))} | "
+                  f"{md_cell(widest(m.get('fairness')))} |")
     midpoint = next((m["mae_years_midpoint"] for m in attributes.values() if m.get("mae_years_midpoint") is not None),
                     None)
     if midpoint is not None:
         md += ["", "¹ Against exact ages: the age in years each face is reported with (`age_years`, the median of its "
                f"age-group distribution). Taking the top group's middle year instead is off by {midpoint:.1f} years."]
+    if any(m.get("ece") is not None for m in attributes.values()):
+        md += ["", "² Expected calibration error: how far the probability each answer gave its label is from how "
+               f"often such answers are right ({CALIBRATION_BINS} confidence bins; 0 is perfectly calibrated)."]
     return md
 
 
@@ -311,12 +316,12 @@ def summary_rows(metrics: dict) -> list[tuple[str, ...]]:
     rows = []
     for attr, m in (metrics.get("attributes") or {}).items():
         if not m.get("n"):
-            rows.append((attr, "0", "–", "–", "–", "–", "–", "–", "–"))
+            rows.append((attr, "0", "–", "–", "–", "–", "–", "–", "–", "–"))
             continue
         rows.append((attr, str(m["n"]), fmt_number(m.get("accuracy")), _fmt_ci(m.get("accuracy_ci95")),
                      fmt_number(m.get("macro_f1")), fmt_number(m.get("within_one_group")),
                      fmt_number(m.get("mae_years"), ".1f"), fmt_number(m.get("invalid_rate")),
-                     widest(m.get("fairness"))))
+                     fmt_number(m.get("ece")), widest(m.get("fairness"))))
     return rows
 
 

@@ -251,18 +251,23 @@ def _years(pred: dict) -> float | None:
     return age_in_years(probabilities, pred["label_set"])[0]
 
 
-def _to_set(pred: dict, target: str) -> str | None:
+def _to_set(pred: dict, target: str) -> tuple[str | None, float | None]:
+    """The prediction's label in ``target`` and the probability it gave that label (None: it gave none)."""
     if pred["label"] is None:
-        return None
-    if pred["label_set"] == target:
-        return pred["label"]
+        return None, None
     probabilities = pred["probabilities"]
     if isinstance(probabilities, str):  # left unparsed by RunStore.predictions
         probabilities = json.loads(probabilities)
+    if pred["label_set"] == target:
+        return pred["label"], (float(probabilities[pred["label"]]) if pred["label"] in (probabilities or {})
+                               else None)
     if probabilities:  # merge probability mass (e.g. 9 age groups → 5), then take the top label
         dist = taxonomy.map_distribution(probabilities, pred["label_set"], target)
-        return max(dist, key=dist.get) if sum(dist.values()) > 0 else None
-    return taxonomy.map_label(pred["label"], pred["label_set"], target)
+        if not sum(dist.values()) > 0:
+            return None, None
+        label = max(dist, key=dist.get)
+        return label, float(dist[label])
+    return taxonomy.map_label(pred["label"], pred["label_set"], target), None
 
 
 def score_run(store: RunStore, n_resamples: int = 1000, seed: int = 0, min_group_n: int = MIN_GROUP_N) -> dict:
@@ -301,13 +306,15 @@ def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets
     rows = [(it, p) for it, p in rows if not _failed(p)]
     pred_set = next((p["label_set"] for _, p in rows if p["label_set"]), truth_set)
     common = _common_set(truth_set, pred_set) if rows else truth_set
-    y_true, y_pred, ages, kept, years = [], [], [], [], []
+    y_true, y_pred, ages, kept, years, confidences = [], [], [], [], [], []
     for it, p in rows:
         t = taxonomy.map_label(it["labels"][attr], truth_set, common)
         if t is None:
             continue  # this truth has no equivalent in the predictions' label set
         y_true.append(t)
-        y_pred.append(_to_set(p, common))
+        label, confidence = _to_set(p, common)
+        y_pred.append(label)
+        confidences.append(confidence)
         ages.append(it["exact_age"])
         years.append(_years(p) if it["exact_age"] is not None else None)
         kept.append(it)
@@ -316,7 +323,7 @@ def _score_attribute(attr: str, rows: list[tuple[dict, dict | None]], label_sets
     if not y_true:
         return {"n": 0, "failed_images": failed, "errors": _top(errors)}
     m = attribute_metrics(y_true, y_pred, common, ages, n_resamples=n_resamples, seed=seed,
-                          predicted_years=years if attr == "age" else None)
+                          predicted_years=years if attr == "age" else None, confidences=confidences)
     m["failed_images"] = failed
     m["errors"] = _top(errors)
     m["prediction_label_set"] = pred_set
