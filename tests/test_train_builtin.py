@@ -415,3 +415,46 @@ def test_a_cache_of_another_data_folder_is_rebuilt_and_unmapped_labels_are_left_
         data = builtin.build_cache("affectnet", affectnet, "val", tmp_path / "cache", progress=False,
                                    spec=builtin.TASKS["fer2013"])
     assert (builtin.label_arrays(data)["emotion"] >= 0).all()
+
+
+def test_temperatures_fitted_on_dev_data_calibrate_an_overconfident_model_and_go_into_the_graph(tmp_path):
+    from facescan.evaluate.metrics import expected_calibration_error
+
+    spec = builtin.TASKS["fer2013"]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (300, spec.resize, spec.resize, 1), dtype=np.uint8)
+    truth = rng.integers(0, 7, 300)
+
+    class Overconfident(torch.nn.Module):  # right 60 % of the time, always sure
+        def __init__(self):
+            super().__init__()
+            self.answer = torch.tensor(np.where(rng.random(300) < 0.6, truth, (truth + 1) % 7))
+            self.seen = 0
+
+        def forward(self, x):
+            answer = self.answer[self.seen : self.seen + len(x)]
+            self.seen += len(x)
+            return {"emotion": torch.nn.functional.one_hot(answer, 7).float() * 8.0}
+
+    net = Overconfident()
+    temperatures, report = builtin.fit_temperatures([net], [spec.crop], {"rafdb": (images, {"emotion": truth})}, spec)
+    row = report["emotion"]
+    assert temperatures["emotion"] > 2 and row["fitted_on"] == ["rafdb"] and row["n"] == 300
+    assert row["nll_after"] < row["nll_before"] and row["ece_after"] < row["ece_before"] / 3
+    right = (net.answer == torch.tensor(truth)).numpy()
+    assert row["ece_before"] == pytest.approx(expected_calibration_error(np.full(300, 0.998), right), abs=0.01)
+    few, _ = builtin.fit_temperatures([Overconfident()], [spec.crop],
+                                      {"rafdb": (images[:20], {"emotion": truth[:20]})}, spec)
+    assert few == {}  # too few development items: no temperature
+
+    import onnxruntime as ort
+
+    real = builtin.build_network(spec, (4, 8, 8, 8), (1, 1, 1, 1)).eval()
+    builtin.export_onnx(real, spec, tmp_path / "t.onnx", {}, "fp32", temperatures={"emotion": 2.5})
+    x = rng.uniform(0, 255, (4, 1, spec.crop, spec.crop)).astype(np.float32)
+    (probs,) = ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"pixels": x})
+    assert not real.training  # exporting leaves the net as it found it
+    with torch.no_grad():
+        expected = torch.softmax(real(torch.from_numpy(x))["emotion"] / 2.5, 1).numpy()
+    assert np.allclose(probs, expected, atol=1e-5)
