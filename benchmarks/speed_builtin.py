@@ -6,8 +6,8 @@ Prints (1) face crops per second for all four attributes, batched (preprocessing
 JPEG decoding excluded), and that as a fraction of the ceiling this CPU's int8 convolutions set (the graphs'
 multiply-accumulates per crop, counted, against a large int8 convolution timed here); (2) p50/p90 latency of
 analyzing multi_face.jpg (decode + detect + five faces, all attributes) after warm-up; (3) wall time of the CLI
-``facescan analyze --crops`` over the FairFace val folder (process start and model loading included); (4) the
-cold one-photo command ``facescan analyze multi_face.jpg`` (median of 5).
+``facescan analyze --crops`` over the FairFace val folder (process start and model loading included); (4) once, for
+the default backend: the cold one-photo command ``facescan analyze multi_face.jpg`` (median of 5).
 Each for every backend spec of ``--backends`` (default: the shipped default and ``tta=0``, which skips the
 mirror-image view). The CPU's model and vector extensions are printed first: int8 convolutions run
 several times faster where the CPU has AVX-512 VNNI, so numbers from different machines differ.
@@ -44,9 +44,10 @@ def crops_per_second(data: Path, spec: str, n: int = 1024, batch: int = 64) -> f
     return len(faces) / (time.perf_counter() - t0)
 
 
-def int8_ops_per_second(threads: int = 2) -> float:
+def int8_ops_per_second() -> float:
     """Multiply-accumulates per second of one large QLinearConv (128 -> 128 channels, 3x3, 40x40, batch 64):
-    the most this CPU does with onnxruntime's int8 kernels, the ceiling for the shipped graphs."""
+    the most this CPU does with onnxruntime's int8 kernels, the ceiling for the shipped graphs. It runs with
+    onnxruntime's default thread count, as the backend does."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -61,9 +62,7 @@ def int8_ops_per_second(threads: int = 2) -> float:
                                                                              [batch, c, side, side])],
                               [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = rng.integers(0, 255, (batch, c, side, side), dtype=np.uint8)
     session.run(None, {"x": x})
     t0, runs = time.perf_counter(), 0
@@ -140,7 +139,7 @@ def main() -> None:
     data = Path(args.data)
     print(f"cpu: {os.cpu_count()} cores, {cpu_description()}")
     ceiling = int8_ops_per_second()
-    print(f"int8 convolution ceiling (onnxruntime, 2 threads): {ceiling / 1e9:.0f} G multiply-accumulates/s")
+    print(f"int8 convolution ceiling (onnxruntime, default threads): {ceiling / 1e9:.0f} G multiply-accumulates/s")
     print(f"cold: facescan analyze multi_face.jpg: {cold_command(data / 'photos' / 'multi_face.jpg'):.2f} s "
           "(median of 5)")
     for spec in args.backends.split(","):

@@ -299,3 +299,17 @@ def test_cross_dataset_cells_take_each_runs_own_training_and_show_every_run():
     line = next(x for x in cross_dataset_lines([old, new]) if x.startswith("| builtin | age"))
     assert line == ("| builtin | age | fairface, utkface | 50.0, MAE 7.7 y (group middles) (age9, n=10); "
                     "**60.0, MAE 5.1 y** (age9, n=10) |")
+
+
+def test_calibration_counts_only_answers_that_state_a_probability():
+    from facescan.evaluate.runner import _to_set
+
+    generated = {"label": "female", "label_set": "gender", "probabilities": {"male": 0.0, "female": 1.0}}
+    scored = {"label": "female", "label_set": "gender", "probabilities": {"male": 0.3, "female": 0.7}}
+    assert _to_set(generated, "gender") == ("female", None)
+    assert _to_set(scored, "gender") == ("female", 0.7)
+    ages = {f"{a}": 0.0 for a in ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")}
+    ages.update({"20-29": 0.4, "30-39": 0.35, "3-9": 0.25})
+    label, confidence = _to_set({"label": "20-29", "label_set": "age9", "probabilities": ages}, "age5")
+    assert confidence == pytest.approx(0.75) and label is not None  # 20-29 and 30-39 share one of the five groups
+    assert _to_set({"label": None, "label_set": "gender", "probabilities": {}}, "gender") == (None, None)

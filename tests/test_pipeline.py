@@ -1,6 +1,7 @@
 """The Python API and the built-in backend."""
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -287,9 +288,29 @@ def test_the_next_chunk_is_loaded_and_detected_while_the_model_runs(workers):
     # every chunk but the last had the next one prepared while the model ran on it
     assert backend.overlapped[:-1] and all(backend.overlapped[:-1]), backend.overlapped
     assert backend.overlapped[-1] is False
-    # a caller that stops early leaves no work behind and no thread running
-    before = threading.active_count()
-    stream = analyzer.analyze_many(photos, workers=workers)
-    next(stream)
-    stream.close()
-    assert threading.active_count() <= before
+    # a caller that stops early leaves no work behind, on the analyzer's threads or on a pool of its own
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Counting(Signalling):
+        calls = 0
+
+        def detect(self, image):
+            Counting.calls += 1
+            time.sleep(0.05)
+            return super().detect(image)
+
+    backend.overlapped.clear()
+    quick = Analyzer(backend=backend, detector=Counting(), attributes="gender")
+    with ThreadPoolExecutor(2) as pool:
+        for kwargs in ({"workers": workers}, {"executor": pool}):
+            stream = quick.analyze_many(photos, **kwargs)
+            next(stream)
+            stream.close()
+            done = Counting.calls
+            time.sleep(0.3)
+            assert Counting.calls - done <= 2, kwargs  # at most the detections already under way
+            # no pool of its own left running: only the caller's pool and the analyzer's preparing thread
+            left = [t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor")
+                    and t not in pool._threads]
+            assert not left, (kwargs, left)
+            Counting.calls = 0

@@ -9,7 +9,7 @@ import functools
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,6 +125,7 @@ class Analyzer:
         self.min_face_size = min_face_size
         self.max_faces = max_faces
         self.batch_images = batch_images
+        self._preparing: ThreadPoolExecutor | None = None
         self.describer = _part(describe, "facescan.describe.person", "PersonDescriber")
         self.explainer = _part(explain, "facescan.explain", "Explainer")
         # a VLM answers the explanation's emotion itself: it is not asked for emotion a second time
@@ -293,50 +294,51 @@ class Analyzer:
         images is loaded and detected while the model runs on the current one."""
         sources = iter(sources)
         own = executor is None and workers > 1
-        pool = ThreadPoolExecutor(max_workers=workers) if own else executor
-        ahead = None  # with one worker, a thread that prepares the next chunk while the model runs
+        # with one worker, the analyzer's own preparing thread: its detector graphs are built once
+        pool = ThreadPoolExecutor(max_workers=workers) if own else executor or self._preparer()
         prepare = functools.partial(self.prepare, keep_image=keep_images)
-        # kept photos stay in memory until their chunk is yielded: fewer at a time (24-MP photos: ~0.3 GB each)
-        most = min(self.batch_images, KEPT_IMAGES_PER_CHUNK) if keep_images else self.batch_images
+        # kept photos stay in memory until their chunk is yielded, and two chunks are in memory at a time (the
+        # one the model runs on and the next): fewer photos each (24-MP photos: ~0.3 GB each)
+        most = min(self.batch_images, KEPT_IMAGES_PER_CHUNK // 2) if keep_images else self.batch_images
         # A chunk's face chips and the model's activations are what a run holds in memory, so a chunk is
         # sized to one backend batch of faces from the faces per photo seen so far (crowded photos: fewer
-        # photos at a time), starting small: peak memory is then the same for 10 photos as for a million
-        # (two chunks at most are held: the one the model runs on and the next).
+        # photos at a time), starting small: peak memory is then the same for 10 photos as for a million.
         face_batch = getattr(self.backend, "batch_size", None) or FACES_PER_CHUNK
         size, photos, faces = min(most, FIRST_CHUNK), 0, 0
+        in_flight: list = []  # futures of the chunk being prepared, cancelled if the caller stops early
 
-        def start(size: int) -> Callable[[], list[Prepared]] | None:
-            nonlocal ahead
-            chunk = [s for _, s in zip(range(size), sources)]
-            if not chunk:
-                return None
-            if pool:
-                futures = [pool.submit(prepare, s) for s in chunk]
-                return lambda: [f.result() for f in futures]
-            if ahead is None:
-                ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facescan-prepare")
-            future = ahead.submit(lambda: [prepare(s) for s in chunk])
-            return future.result
+        def start(size: int) -> list:
+            try:
+                chunk = [s for _, s in zip(range(size), sources)]
+            except Exception as e:  # noqa: BLE001 - the caller's iterator failed: raised after the chunk before
+                failed = Future()
+                failed.set_exception(e)
+                return [failed]
+            return [pool.submit(prepare, s) for s in chunk]
 
         try:
-            first = [s for _, s in zip(range(size), sources)]
-            # the first chunk is prepared here: a one-photo call starts no thread
-            pending = list(pool.map(prepare, first)) if pool else [prepare(s) for s in first]
-            while pending:
+            in_flight = start(size)
+            while in_flight:
+                pending = [f.result() for f in in_flight]
                 photos += len(pending)
                 faces += sum(len(p.inputs) for p in pending)
                 size = max(1, min(most, int(face_batch * photos / max(faces, photos))))
-                following = start(size)
+                in_flight = start(size)
                 self.predict(pending)
                 for p in pending:
                     p.result.seconds = round(time.perf_counter() - p.started, 4)
                     yield Analyzed(p.result, p.image)
-                pending = following() if following else []
         finally:
+            for future in in_flight:
+                future.cancel()
             if own:
                 pool.shutdown(cancel_futures=True)
-            if ahead is not None:
-                ahead.shutdown(cancel_futures=True)
+
+    def _preparer(self) -> ThreadPoolExecutor:
+        """The one thread that loads and detects this analyzer's images when no pool is given (made on first use)."""
+        if self._preparing is None:
+            self._preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facescan-prepare")
+        return self._preparing
 
 
 def _part(value, module: str, name: str):

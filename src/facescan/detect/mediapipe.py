@@ -19,6 +19,7 @@ _MODELS = {"short": 0, "full": 1}
 #: Longer side of the copy the quarter-turn search looks at.
 SEARCH_SIDE = 640
 _STARTUP_LOCK = threading.Lock()  # the stderr redirection during start-up is process-wide
+_IMPORT_LOCK = threading.Lock()
 
 
 class _PyplotOnFirstUse(types.ModuleType):
@@ -42,30 +43,38 @@ class _PyplotOnFirstUse(types.ModuleType):
 def import_mediapipe():
     """``import mediapipe`` without the parts facescan never uses loaded at import time: ``matplotlib``
     (loaded on first use of mediapipe's ``plt``) and ``sounddevice`` (mediapipe's audio recorder, which
-    takes its absence as it is meant to: recording is then unavailable)."""
-    if "mediapipe" in sys.modules:
-        return sys.modules["mediapipe"]
-    stand_ins = {}
-    if "matplotlib.pyplot" not in sys.modules:
-        pyplot = _PyplotOnFirstUse("matplotlib.pyplot")
-        stand_ins["matplotlib.pyplot"] = pyplot
-        if "matplotlib" in sys.modules:
-            sys.modules["matplotlib"].pyplot = pyplot
-        else:  # `import matplotlib.pyplot as plt` only needs a parent that has the attribute
-            parent = types.ModuleType("matplotlib")
-            parent.pyplot = pyplot
-            stand_ins["matplotlib"] = parent
-    if "sounddevice" not in sys.modules:
-        stand_ins["sounddevice"] = None  # an ImportError for mediapipe, which catches it
-    sys.modules.update(stand_ins)
-    try:
-        import mediapipe
-    finally:
-        for name, stand_in in stand_ins.items():
-            # the real modules are imported by whoever asks for them later; mediapipe keeps its `plt` stand-in
-            if name in sys.modules and sys.modules[name] is stand_in:
-                del sys.modules[name]
-    return mediapipe
+    takes its absence as it is meant to: recording is then unavailable).
+
+    The stand-ins are in ``sys.modules`` for the length of the import (about a second, once per process): a
+    thread importing matplotlib itself in that window would get the stand-in."""
+    with _IMPORT_LOCK:
+        if "mediapipe" in sys.modules:
+            return sys.modules["mediapipe"]
+        stand_ins = {}
+        pyplot = None
+        if "matplotlib.pyplot" not in sys.modules:
+            pyplot = _PyplotOnFirstUse("matplotlib.pyplot")
+            stand_ins["matplotlib.pyplot"] = pyplot
+            if "matplotlib" in sys.modules:
+                sys.modules["matplotlib"].pyplot = pyplot
+            else:  # `import matplotlib.pyplot as plt` only needs a parent that has the attribute
+                parent = types.ModuleType("matplotlib")
+                parent.pyplot = pyplot
+                stand_ins["matplotlib"] = parent
+        if "sounddevice" not in sys.modules:
+            stand_ins["sounddevice"] = None  # an ImportError for mediapipe, which catches it
+        sys.modules.update(stand_ins)
+        try:
+            import mediapipe
+        finally:
+            for name, stand_in in stand_ins.items():
+                # the real modules are imported by whoever asks for them later; mediapipe keeps its `plt` stand-in
+                if name in sys.modules and sys.modules[name] is stand_in:
+                    del sys.modules[name]
+            real = sys.modules.get("matplotlib")
+            if pyplot is not None and real is not None and getattr(real, "pyplot", None) is pyplot:
+                del real.pyplot  # `from matplotlib import pyplot` then imports the real one
+        return mediapipe
 
 
 @contextlib.contextmanager

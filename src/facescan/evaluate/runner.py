@@ -252,21 +252,23 @@ def _years(pred: dict) -> float | None:
 
 
 def _to_set(pred: dict, target: str) -> tuple[str | None, float | None]:
-    """The prediction's label in ``target`` and the probability it gave that label (None: it gave none)."""
+    """The prediction's label in ``target`` and the probability it gave that label (None: it gave none; a
+    generated answer without probabilities is stored as 1 for its label and 0 for the rest, which states none)."""
     if pred["label"] is None:
         return None, None
     probabilities = pred["probabilities"]
     if isinstance(probabilities, str):  # left unparsed by RunStore.predictions
         probabilities = json.loads(probabilities)
+    stated = bool(probabilities) and any(0.0 < v < 1.0 for v in probabilities.values())
     if pred["label_set"] == target:
-        return pred["label"], (float(probabilities[pred["label"]]) if pred["label"] in (probabilities or {})
+        return pred["label"], (float(probabilities[pred["label"]]) if stated and pred["label"] in probabilities
                                else None)
     if probabilities:  # merge probability mass (e.g. 9 age groups → 5), then take the top label
         dist = taxonomy.map_distribution(probabilities, pred["label_set"], target)
         if not sum(dist.values()) > 0:
             return None, None
         label = max(dist, key=dist.get)
-        return label, float(dist[label])
+        return label, float(dist[label]) if stated else None
     return taxonomy.map_label(pred["label"], pred["label_set"], target), None
 
 

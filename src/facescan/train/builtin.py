@@ -391,9 +391,11 @@ def fit_temperatures(nets, sizes, devs: dict, spec: ModelSpec, batch_size: int =
                      min_items: int = 50) -> tuple[dict, dict]:
     """Temperature scaling (Guo et al., 2017) fitted on the development splits: for each head, the T that
     minimizes the negative log-likelihood of the ensemble's averaged probabilities of softmax(logits / T)
-    over a geometric grid from 0.5 to 3. One number per head: the top label never changes for one member.
-    Returns ``({attribute: T}, {attribute: {temperature, fitted_on, n, nll_before, nll_after, ece_before,
-    ece_after}})``. Written here: neither torch nor scikit-learn fits a temperature for a softmax ensemble."""
+    over a geometric grid from 0.5 to 3 (one member's top label never changes; an ensemble's, or an age
+    group summed from years, can). Returns ``({attribute: T}, {attribute: record})``; the record's NLL and
+    ECE before/after are measured out of sample, on one half of the development items with the T fitted on
+    the other half (``temperature`` itself is fitted on all of them), and ``at_grid_edge`` says that T hit
+    the grid's end. Written here: neither torch nor scikit-learn fits a temperature for a softmax ensemble."""
     import torch
     import torch.nn.functional as F
 
@@ -415,7 +417,6 @@ def fit_temperatures(nets, sizes, devs: dict, spec: ModelSpec, batch_size: int =
                         logits[a][k].append(out[a].float().numpy())
             for a in spec.outputs:
                 truth[a].append(labels[a] if a in labels else np.full(len(images), -1))
-    grid = np.geomspace(0.5, 3.0, 91)
     temperatures, report = {}, {}
     for attr in spec.outputs:
         y = np.concatenate(truth[attr])
@@ -425,15 +426,27 @@ def fit_temperatures(nets, sizes, devs: dict, spec: ModelSpec, batch_size: int =
         members = [np.concatenate(parts)[known] for parts in logits[attr]]
         groups = _year_group_matrix(spec) if attr == "age" and spec.age_years else None
         y = y[known]
-
-        best = min(grid, key=lambda t: _nll(_tempered(members, t, groups), y))  # noqa: B023 - called at once
-        before, after = _tempered(members, 1.0, groups), _tempered(members, best, groups)
-        temperatures[attr] = round(float(best), 4)
+        best = _best_temperature(members, y, groups)
+        half = np.random.default_rng(0).permutation(len(y)) < len(y) // 2
+        fitted = _best_temperature([z[half] for z in members], y[half], groups)
+        held = [z[~half] for z in members]
+        before, after = _tempered(held, 1.0, groups), _tempered(held, fitted, groups)
+        temperatures[attr] = round(best, 4)
         report[attr] = {"temperature": temperatures[attr], "fitted_on": list(devs), "n": int(len(y)),
-                        "nll_before": _nll(before, y), "nll_after": _nll(after, y),
-                        "ece_before": expected_calibration_error(before.max(1), before.argmax(1) == y),
-                        "ece_after": expected_calibration_error(after.max(1), after.argmax(1) == y)}
+                        "at_grid_edge": best in (TEMPERATURES[0], TEMPERATURES[-1]),
+                        "held_out_n": int((~half).sum()), "held_out_temperature": round(fitted, 4),
+                        "nll_before": _nll(before, y[~half]), "nll_after": _nll(after, y[~half]),
+                        "ece_before": expected_calibration_error(before.max(1), before.argmax(1) == y[~half]),
+                        "ece_after": expected_calibration_error(after.max(1), after.argmax(1) == y[~half])}
     return temperatures, report
+
+
+#: The temperatures :func:`fit_temperatures` chooses from.
+TEMPERATURES = tuple(float(t) for t in np.geomspace(0.5, 3.0, 91))
+
+
+def _best_temperature(members: list[np.ndarray], y: np.ndarray, groups: np.ndarray | None) -> float:
+    return min(TEMPERATURES, key=lambda t: _nll(_tempered(members, t, groups), y))
 
 
 def _tempered(members: list[np.ndarray], t: float, groups: np.ndarray | None) -> np.ndarray:
