@@ -314,3 +314,17 @@ def test_the_next_chunk_is_loaded_and_detected_while_the_model_runs(workers):
                     and t not in pool._threads]
             assert not left, (kwargs, left)
             Counting.calls = 0
+
+
+def test_an_input_iterator_that_fails_raises_after_the_photos_before_it_are_given():
+    def photos():
+        for i in range(12):
+            yield np.full((64, 64, 3), 100 + i, np.uint8)
+        raise OSError("the camera went away")
+
+    stream = Analyzer(crops=True, attributes="gender").analyze_many(photos())
+    given = []
+    with pytest.raises(OSError, match="camera went away"):
+        for r in stream:
+            given.append(r)
+    assert len(given) == 8 and all(r.ok for r in given)  # the first chunk; the partial next one never began
