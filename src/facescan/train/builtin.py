@@ -86,7 +86,10 @@ DEFAULT_CONFIGS = {
     "fairface": TrainConfig("fairface", epochs=40, widths=(32, 64, 128, 256), blocks=(1, 2, 2, 1), threads=2,
                             members=3, member_overrides=({}, {**_FAIRFACE_64, "seed_offset": 0},
                                                          {**_FAIRFACE_64, "seed_offset": 1})),
-    "fer2013": TrainConfig("fer2013", epochs=30, widths=(48, 96, 192, 384), blocks=(1, 1, 2, 1), random_erasing=0.5),
+    # float weights (stored as fp16): int8 cost the FER2013+RAF-DB model 2.4 points on FER2013 val and 5.2 on
+    # RAF-DB's development split, whatever the calibration (min-max, percentile, entropy), for 1.6x its speed
+    "fer2013": TrainConfig("fer2013", epochs=30, widths=(48, 96, 192, 384), blocks=(1, 1, 2, 1), random_erasing=0.5,
+                           precision="fp16"),
 }
 
 
