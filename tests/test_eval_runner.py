@@ -227,7 +227,7 @@ def test_compare_crosses_the_datasets_a_model_was_trained_on_with_those_it_was_t
                                 "--out", str(tmp_path / name), "-q"])
         assert r.exit_code == 0, r.output
         assert json.loads((tmp_path / name / "metrics.json").read_text())["meta"]["trained_on"]["emotion"] == \
-            ["fer2013"]
+            ["fer2013", "rafdb"]
     res = runner.invoke(app, ["eval", "compare", *(str(tmp_path / n) for n in layouts), "--out",
                               str(tmp_path / "cmp.md")])
     assert res.exit_code == 0, res.output
@@ -240,10 +240,11 @@ def test_compare_crosses_the_datasets_a_model_was_trained_on_with_those_it_was_t
     cells = {c[1]: dict(zip(columns, c)) for c in ([x.strip() for x in line.strip("|").split("|")]
                                                    for line in lines if line.startswith("| builtin |"))}
     assert set(cells) == {"age", "gender", "race", "emotion"}
-    assert cells["emotion"]["trained on"] == "fer2013" and cells["age"]["trained on"] == "fairface"
+    assert cells["emotion"]["trained on"] == "fer2013, rafdb" and cells["age"]["trained on"] == "fairface"
     assert cells["emotion"]["fer2013 val"].startswith("**")  # in-domain: bold
-    assert not cells["emotion"]["rafdb test"].startswith("**")
+    assert cells["emotion"]["rafdb test"].startswith("**")  # another split of a dataset it was trained on
     assert cells["emotion"]["rafdb test"].endswith("(rafdb7, n=2)")
+    assert not cells["age"]["utkface all"].startswith("**")  # the age model never saw UTKFace
     assert cells["age"]["fairface val"].startswith("**") and "MAE" not in cells["age"]["fairface val"]
     # the sixth UTKFace file has no race field and is skipped
     assert ", MAE " in cells["age"]["utkface all"] and cells["age"]["utkface all"].endswith("(age9, n=5)")
