@@ -17,10 +17,8 @@ def video_analyzer(analyzer: Analyzer) -> Analyzer:
     detector = analyzer.detector
     if detector is None or detector.name.startswith("mediapipe"):
         detector = VideoDetector()
-    elif getattr(detector, "rotate", "off") != "off":  # no quarter-turn search per frame (see VideoDetector)
-        from facescan.detect import create_detector
-
-        detector = create_detector(f"{detector.name}{'&' if '?' in detector.name else '?'}rotate=off")
+    elif getattr(detector, "rotate", "off") != "off" and hasattr(detector, "without_rotation"):
+        detector = detector.without_rotation()  # no quarter-turn search per frame (see VideoDetector)
     return Analyzer(backend=analyzer.backend, detector=detector, attributes=analyzer.attributes)
 
 

@@ -112,10 +112,27 @@ class Registry(Mapping[str, Entry]):
         if parsed.kind not in self._entries:
             raise ValueError(f"unknown {self.what} {spec!r}; known: {', '.join(self._entries)}")
         factory = self.factory(parsed.kind)
+        _check_options(factory, parsed.options, f"{self.what} {parsed.kind}")
         try:
             return factory(parsed.target, **{**self[parsed.kind].fixed, **parsed.options, **extra})
         except ModuleNotFoundError as e:  # a library imported when the object is built (torch, openai…)
             raise self._missing(parsed.kind, e) from e
+
+
+def _check_options(factory: Callable, options: Mapping[str, str], what: str) -> None:
+    """An option the factory does not take is an error naming it and the ones it does take."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in list(params.items())[1:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ValueError(f"the {what} has no option {unknown[0]!r}; its options: {', '.join(known) or 'none'}")
 
 
 def typed_options(cls: type, options: Mapping[str, object], what: str) -> dict[str, object]:

