@@ -383,3 +383,17 @@ def test_cli_without_ray_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: facescan analyze needs ray, which is not installed: pip install 'facescan[ray]'"]
     assert not (tmp_path / "out").exists()  # found missing before anything was written
+
+
+def test_local_cluster_ports_are_distinct_and_skip_the_taken_ones():
+    """Ray refuses a node two of whose components got the same port (a flake CI once hit)."""
+    import socket
+
+    from facescan.scale.localcluster import free_ports
+
+    taken = set(free_ports(20))
+    ports = free_ports(30, taken)
+    assert len(ports) == len(set(ports)) == 30 and not taken & set(ports)
+    for port in ports[:3]:  # free when handed out
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))

@@ -23,10 +23,25 @@ from pathlib import Path
 OBJECT_STORE_BYTES = 1_000_000_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int, taken: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """``n`` distinct free TCP ports on 127.0.0.1, none of them in ``taken``.
+
+    The sockets stay bound until all ``n`` are chosen: ports asked for one at a time can come back twice,
+    and Ray refuses a node whose components share a port."""
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
 
 
 def ray_env(env: dict | None = None) -> dict:
@@ -45,7 +60,8 @@ class LocalCluster:
         self.env = ray_env(env)
         self.object_store_bytes = object_store_bytes
         self.timeout = timeout
-        self.port = free_port()
+        self.port = free_ports(1)[0]
+        self._ports = {self.port}  # every port handed to a node of this cluster
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: list[subprocess.Popen | None] = []
         self._ray = str(Path(sys.executable).with_name("ray"))
@@ -53,11 +69,13 @@ class LocalCluster:
     def _start(self, index: int, cpus: int, head: bool) -> subprocess.Popen:
         temp = self.root / f"n{index}"
         temp.mkdir(parents=True, exist_ok=True)
+        names = ("node-manager", "object-manager", "dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export",
+                 "runtime-env-agent")
+        ports = free_ports(len(names), self._ports)
+        self._ports.update(ports)
         cmd = [self._ray, "start", "--block", f"--num-cpus={int(cpus)}", "--num-gpus=0", f"--temp-dir={temp}",
-               f"--object-store-memory={self.object_store_bytes}", f"--node-manager-port={free_port()}",
-               f"--object-manager-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-               f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-               f"--runtime-env-agent-port={free_port()}", "--node-ip-address=127.0.0.1"]
+               f"--object-store-memory={self.object_store_bytes}", "--node-ip-address=127.0.0.1",
+               *(f"--{name}-port={port}" for name, port in zip(names, ports))]
         if head:
             cmd += ["--head", f"--port={self.port}", "--include-dashboard=false", "--disable-usage-stats"]
         else:
