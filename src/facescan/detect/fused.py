@@ -23,6 +23,7 @@ import numpy as np
 from facescan.detect import boxes
 from facescan.detect.base import Detection
 from facescan.detect.centerface import INSTALL as CENTERFACE_INSTALL
+from facescan.detect.centerface import CenterFaceDetector
 from facescan.detect.mediapipe import MediaPipeDetector
 from facescan.detect.mtcnn import MTCNNDetector
 
@@ -72,7 +73,6 @@ class FusedDetector:
         self._mtcnn = MTCNNDetector(min_size=min_size, min_score=0.5, thresholds=(0.7, 0.6))
         self._centerface = None
         if centerface:
-            from facescan.detect.centerface import CenterFaceDetector
             try:
                 self._centerface = CenterFaceDetector(min_score=0.05)
             except ImportError:
